@@ -1,0 +1,4 @@
+//! bake's content-addressed store.
+#![deny(missing_docs)]
+
+pub mod oci;
