@@ -1,4 +1,16 @@
-//! bake's content-addressed store.
+//! bake's content-addressed store: blobs, snapshots (unpacked layers),
+//! images and tags, the cache index, layer tar pack/unpack, docker-archive
+//! import/export and the registry client. See `docs/interfaces.md`.
 #![deny(missing_docs)]
 
+pub mod archive;
+pub mod blobs;
+pub mod cache;
+pub mod images;
+pub mod layer;
+pub mod layout;
 pub mod oci;
+pub mod reference;
+pub mod registry;
+pub mod snapshots;
+pub mod transfer;
