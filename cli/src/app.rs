@@ -1,0 +1,330 @@
+//! The command line, as clap derive definitions.
+//!
+//! Flag names and short forms follow `docker`/`docker buildx` so that a
+//! user's muscle memory works; only what bake implements is declared, so an
+//! unsupported Docker flag fails at parse time instead of being ignored.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// bake: build container images from Dockerfiles without a daemon, and run them.
+#[derive(Debug, Parser)]
+#[command(name = "bake", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Options every command accepts.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by all commands.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Store root (default: /var/lib/bake for root, else $XDG_DATA_HOME/bake).
+    #[arg(long, global = true, env = "BAKE_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Registry host to talk to over plain HTTP (localhost always is).
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
+    /// Print errors with their debug representation.
+    #[arg(long, global = true)]
+    pub debug: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build an image from a Dockerfile.
+    Build(BuildArgs),
+    /// List images.
+    Images(ImagesArgs),
+    /// Run a command in a new container.
+    Run(RunArgs),
+    /// Upload an image to a registry.
+    Push(PushArgs),
+    /// Download an image from a registry.
+    Pull(PullArgs),
+    /// Create a tag TARGET that refers to SOURCE.
+    Tag(TagArgs),
+    /// Remove image tags.
+    Rmi(RmiArgs),
+    /// Save images to a docker-archive tar (stdout by default).
+    Save(SaveArgs),
+    /// Load images from a docker-archive tar (stdin by default).
+    Load(LoadArgs),
+    /// Show low-level information about images, as JSON.
+    Inspect(InspectArgs),
+}
+
+impl Command {
+    /// Whether the command mounts filesystems (overlayfs, namespaces), so
+    /// that `main` must check support and unshare a private mount namespace
+    /// before any thread starts.
+    pub fn needs_mounts(&self) -> bool {
+        match self {
+            Command::Build(b) => !b.print_ir,
+            Command::Run(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// How build progress is shown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// `tty` on a terminal, `plain` otherwise.
+    #[default]
+    Auto,
+    /// BuildKit-style numbered lines on stderr.
+    Plain,
+    /// Interactive spinners (needs a terminal).
+    Tty,
+    /// Nothing but the image id on stdout.
+    Quiet,
+    /// One JSON object per solver event on stderr.
+    Rawjson,
+}
+
+/// `bake build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The build context directory.
+    #[arg(value_name = "PATH")]
+    pub context: PathBuf,
+    /// Dockerfile (default: PATH/Dockerfile; `-` reads stdin).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Name and optionally tag the image (`name:tag`); repeatable.
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    pub tags: Vec<String>,
+    /// Set a build-time variable (`K=V`, or `K` to take it from the environment).
+    #[arg(long = "build-arg", value_name = "K[=V]")]
+    pub build_args: Vec<String>,
+    /// Build this stage.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Target platform (only the host's is supported).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Do not use the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Progress output.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Print only the image id (same as `--progress=quiet`).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Print the build graph as JSON and exit without building.
+    #[arg(long)]
+    pub print_ir: bool,
+    /// How many vertices to run in parallel (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Write the image id to this file.
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+}
+
+/// `bake images`.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Only show image ids.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Show full image ids.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only images of this repository (`name` or `name:tag`).
+    pub repository: Option<String>,
+}
+
+/// `bake run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Remove the container's writable layer when it exits (always done for now).
+    #[arg(long)]
+    pub rm: bool,
+    /// Keep stdin open.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Set an environment variable (`K=V`, or `K` to take it from the host).
+    #[arg(short = 'e', long = "env", value_name = "K[=V]")]
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// User (`name|uid[:group|gid]`).
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Bind mount a host path (`/host:/ctr[:ro]`).
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
+    pub volumes: Vec<String>,
+    /// Network: `host` (default) or `none`.
+    #[arg(long, default_value = "host")]
+    pub network: String,
+    /// Overwrite the image's ENTRYPOINT.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Container host name (default: the short container id).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Add a custom host-to-IP mapping (`host:ip`).
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_hosts: Vec<String>,
+    /// Mount the root filesystem read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Give the container all capabilities.
+    #[arg(long)]
+    pub privileged: bool,
+    /// The image to run.
+    pub image: String,
+    /// The command and its arguments (default: the image's CMD).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// `bake push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Local image name, which also names the registry and repository.
+    pub name: String,
+}
+
+/// `bake pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Image reference.
+    pub name: String,
+    /// Platform to pull (only the host's is supported).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Print only the image reference.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// `bake tag`.
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// Existing image (name, id or id prefix).
+    pub source: String,
+    /// New name.
+    pub target: String,
+}
+
+/// `bake rmi`.
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Tags (or image ids, which drop every tag of the image).
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `bake save`.
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Write to this file instead of stdout.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    /// Images to save.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `bake load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Read from this file instead of stdin.
+    #[arg(short = 'i', long)]
+    pub input: Option<PathBuf>,
+    /// Suppress the load output.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// `bake inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Images to inspect.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("bake").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn build_flags_parse_like_docker() {
+        let cli = parse(&[
+            "build", "-t", "app:1", "-t", "app:2", "-f", "d/Dockerfile", "--build-arg", "V=2",
+            "--target", "final", "--progress=plain", "--no-cache", "ctx/",
+        ]);
+        let Command::Build(b) = cli.command else {
+            panic!("not build")
+        };
+        assert_eq!(b.tags, ["app:1", "app:2"]);
+        assert_eq!(b.file, Some(PathBuf::from("d/Dockerfile")));
+        assert_eq!(b.build_args, ["V=2"]);
+        assert_eq!(b.target.as_deref(), Some("final"));
+        assert_eq!(b.progress, ProgressMode::Plain);
+        assert!(b.no_cache);
+        assert_eq!(b.context, PathBuf::from("ctx/"));
+    }
+
+    #[test]
+    fn run_keeps_the_command_and_its_flags_verbatim() {
+        let cli = parse(&[
+            "run", "--rm", "-e", "K=V", "-w", "/tmp", "-u", "1000", "-v", "/h:/mnt", "app:1",
+            "sh", "-c", "echo -n hi",
+        ]);
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
+        assert!(r.rm);
+        assert_eq!(r.image, "app:1");
+        assert_eq!(r.command, ["sh", "-c", "echo -n hi"]);
+        assert_eq!(r.env, ["K=V"]);
+        assert_eq!(r.user.as_deref(), Some("1000"));
+    }
+
+    #[test]
+    fn combined_short_flags_work() {
+        let Command::Run(r) = parse(&["run", "-it", "app:1", "sh"]).command else {
+            panic!("not run")
+        };
+        assert!(r.interactive && r.tty);
+    }
+
+    #[test]
+    fn global_options_may_follow_the_command() {
+        let cli = parse(&["images", "--root", "/tmp/s", "--insecure-registry", "reg:5000"]);
+        assert_eq!(cli.global.root, Some(PathBuf::from("/tmp/s")));
+        assert_eq!(cli.global.insecure_registries, ["reg:5000"]);
+    }
+
+    #[test]
+    fn print_ir_needs_no_mounts() {
+        assert!(!parse(&["build", "--print-ir", "."]).command.needs_mounts());
+        assert!(parse(&["build", "."]).command.needs_mounts());
+        assert!(!parse(&["images"]).command.needs_mounts());
+    }
+}

@@ -1,0 +1,84 @@
+//! The cache: a second identical build reruns nothing; a changed file reruns
+//! exactly what depends on it.
+
+use crate::harness::{build_case, layer_steps, setup, Bake};
+
+#[test]
+fn a_second_identical_build_reports_every_step_cached() {
+    let Some((_reg, base, bake)) = setup() else { return };
+    let (ctx, first) = build_case(&bake, "two-stage", "app:1", &base, &[]);
+    let steps = layer_steps(&first.stderr);
+    assert!(steps.len() >= 4, "expected the RUN/COPY steps in:\n{first}");
+    assert!(steps.iter().all(|s| !s.2), "a cold build reported CACHED:\n{first}");
+
+    let second = bake.ok(&[
+        "build",
+        "--progress=plain",
+        "-t",
+        "app:1",
+        "--build-arg",
+        &format!("BASE={base}"),
+        ctx.path().to_str().unwrap(),
+    ]);
+    let steps = layer_steps(&second.stderr);
+    assert!(steps.len() >= 4, "expected the RUN/COPY steps in:\n{second}");
+    for (num, instr, cached) in &steps {
+        assert!(cached, "step #{num} {instr} was not CACHED:\n{second}");
+    }
+    assert!(
+        !second.stderr.contains("built by RUN"),
+        "a RUN step ran again:\n{second}"
+    );
+    let run = bake.ok(&["run", "--rm", "app:1"]);
+    assert_eq!(run.stdout, "built by RUN\nhello from the context\n");
+}
+
+#[test]
+fn changing_a_context_file_reruns_its_copy_and_what_follows() {
+    let Some((_reg, base, bake)) = setup() else { return };
+    let (ctx, _) = build_case(&bake, "two-stage", "app:1", &base, &[]);
+    std::fs::write(ctx.path().join("greeting.txt"), "changed\n").unwrap();
+    let again = bake.ok(&[
+        "build",
+        "--progress=plain",
+        "-t",
+        "app:1",
+        "--build-arg",
+        &format!("BASE={base}"),
+        ctx.path().to_str().unwrap(),
+    ]);
+    let steps = layer_steps(&again.stderr);
+    let copy = steps
+        .iter()
+        .find(|s| s.1.starts_with("COPY greeting.txt"))
+        .unwrap_or_else(|| panic!("no COPY greeting.txt step in:\n{again}"));
+    assert!(!copy.2, "COPY of a changed file was CACHED:\n{again}");
+    let run = bake.ok(&["run", "--rm", "app:1"]);
+    assert_eq!(run.stdout, "built by RUN\nchanged\n");
+}
+
+#[test]
+fn touching_a_file_without_changing_it_keeps_the_cache() {
+    let Some((_reg, base, bake)) = setup() else { return };
+    let (ctx, _) = build_case(&bake, "two-stage", "app:1", &base, &[]);
+    // same content, new mtime: content keys must not see it
+    let f = ctx.path().join("greeting.txt");
+    let body = std::fs::read(&f).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&f, body).unwrap();
+    let again = Bake::ok(
+        &bake,
+        &[
+            "build",
+            "--progress=plain",
+            "-t",
+            "app:1",
+            "--build-arg",
+            &format!("BASE={base}"),
+            ctx.path().to_str().unwrap(),
+        ],
+    );
+    for (num, instr, cached) in layer_steps(&again.stderr) {
+        assert!(cached, "step #{num} {instr} reran after a touch:\n{again}");
+    }
+}
