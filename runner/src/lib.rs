@@ -1,1 +1,34 @@
-//! placeholder
+//! bake's Linux sandbox: runs one process in fresh namespaces on an overlay of image
+//! layers, for RUN during builds and for `bake run`.
+//!
+//! [`run`] re-executes the current binary with [`SANDBOX_ARG`]; that process
+//! ([`sandbox_main`]) does every unshare, mount and pivot_root while single-threaded
+//! (see the `sandbox` module for why). What to mount is plain data computed from the
+//! [`Plan`] by pure functions (`mounts::plan`), applied by a small executor.
+//!
+//! Root only for now: rootless mode (a user namespace mapping the caller to root) is
+//! not implemented; [`check_support`] says so.
+
+#![deny(missing_docs)]
+
+mod caps;
+mod error;
+mod exec;
+mod mounts;
+mod overlay;
+mod plan;
+mod sandbox;
+mod spawn;
+mod tty;
+mod user;
+
+pub use error::Error;
+pub use overlay::{check_support, enter_private_mount_namespace, mount_overlay, OverlayMount};
+pub use plan::{Exit, MountSpec, Network, Plan, Rootfs, Stdio, Stream};
+pub use sandbox::sandbox_main;
+pub use spawn::run;
+
+/// The hidden first argument that makes the bake binary (or a test binary) act as the
+/// sandbox process: its `main` must call [`sandbox_main`] when it sees it, before
+/// anything else (in particular before starting threads).
+pub const SANDBOX_ARG: &str = "__bake-sandbox";

@@ -1,0 +1,304 @@
+//! Overlay mounts, the host-side mount namespace, and the support check.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use rustix::fs::{Mode, OFlags};
+
+use crate::mounts::apply::{errno, fd_path};
+use crate::Error;
+
+/// mount(2) copies at most one page of options.
+const MAX_OPTIONS: usize = 4095;
+
+/// Options that keep the upper dir a plain diff that any tar writer understands:
+/// no hard-link index, no `redirect` xattrs for renamed dirs (a rename copies the dir
+/// up), no metadata-only copy-ups. Retried without them on kernels that lack them.
+const PLAIN_DIFF: &str = "index=off,redirect_dir=off,metacopy=off";
+
+/// The overlayfs option string (pure).
+pub(crate) fn overlay_options(
+    lowers: &[String],
+    upper: Option<(&str, &str)>,
+    plain: bool,
+) -> String {
+    let mut out = format!("lowerdir={}", lowers.join(":"));
+    if let Some((upper, work)) = upper {
+        out.push_str(&format!(",upperdir={upper},workdir={work}"));
+    }
+    if plain {
+        out.push(',');
+        out.push_str(PLAIN_DIFF);
+    }
+    out
+}
+
+/// True if `path` can go into an option string as it is (`,` and `:` separate options
+/// and layers, `\` escapes).
+fn option_safe(path: &Path) -> bool {
+    !path
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .any(|b| matches!(b, b',' | b':' | b'\\'))
+}
+
+fn open_path(path: &Path) -> Result<OwnedFd, Errno> {
+    rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno)
+}
+
+/// Mounts an overlay of `lowers` (top first, at least one) with an optional (upper,
+/// work) pair on `target`.
+///
+/// Layer paths that are long (options are limited to one page) or contain `,` `:` `\`
+/// are passed as `/proc/self/fd/N` of an O_PATH fd held during the call: short,
+/// unambiguous, and it works without chdir (which a threaded caller must not do).
+pub(crate) fn mount_overlayfs(
+    lowers: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    target: &Path,
+) -> Result<(), Error> {
+    let plain_len: usize = lowers
+        .iter()
+        .map(|l| l.as_os_str().len() + 1)
+        .sum::<usize>()
+        + upper.map_or(0, |(u, w)| u.as_os_str().len() + w.as_os_str().len() + 20);
+    let use_fds = plain_len + PLAIN_DIFF.len() + 16 > MAX_OPTIONS
+        || !lowers.iter().all(|l| option_safe(l))
+        || !upper
+            .into_iter()
+            .all(|(u, w)| option_safe(u) && option_safe(w));
+    let shown_lowers = lowers
+        .iter()
+        .map(|l| l.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+    let fail = |source| Error::MountOverlay {
+        target: target.to_path_buf(),
+        lowers: shown_lowers.clone(),
+        source,
+    };
+    let mut held = Vec::new();
+    let mut name = |p: &Path| -> Result<String, Error> {
+        if use_fds {
+            let fd = open_path(p).map_err(fail)?;
+            let s = fd_path(&fd).display().to_string();
+            held.push(fd);
+            Ok(s)
+        } else {
+            Ok(p.display().to_string())
+        }
+    };
+    let lower_names = lowers
+        .iter()
+        .map(|l| name(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    let upper_names = match upper {
+        Some((u, w)) => Some((name(u)?, name(w)?)),
+        None => None,
+    };
+    let upper_refs = upper_names.as_ref().map(|(u, w)| (u.as_str(), w.as_str()));
+    let try_mount = |plain| {
+        let options = overlay_options(&lower_names, upper_refs, plain);
+        mount(
+            Some("overlay"),
+            target,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(options.as_str()),
+        )
+    };
+    match try_mount(true) {
+        // An older kernel without one of the plain-diff options.
+        Err(Errno::EINVAL) => try_mount(false).map_err(fail),
+        other => other.map_err(fail),
+    }
+}
+
+/// Mounts `lowers` (top first) and an optional upper: the rootfs of a sandbox or a view
+/// for host-side file operations. Picks the cheapest mount that behaves the same:
+/// no layers at all → the upper bind-mounted (nothing below to whiteout) or an empty
+/// read-only tmpfs; one layer, no upper → a read-only bind; else overlayfs.
+pub(crate) fn mount_layers(
+    lowers: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    target: &Path,
+) -> Result<(), Error> {
+    let bind = |from: &Path| {
+        mount(
+            Some(from),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|source| Error::BindMount {
+            from: from.to_path_buf(),
+            target: target.to_path_buf(),
+            source,
+        })
+    };
+    match (lowers, upper) {
+        ([], Some((upper, _work))) => bind(upper),
+        ([], None) => mount(
+            Some("tmpfs"),
+            target,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=755,size=4k"),
+        )
+        .map_err(|source| Error::Mount {
+            fstype: "tmpfs".into(),
+            target: target.to_path_buf(),
+            source,
+        }),
+        ([lower], None) => {
+            bind(lower)?;
+            let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+            mount(None::<&str>, target, None::<&str>, flags, None::<&str>).map_err(|source| {
+                let _ = umount2(target, MntFlags::MNT_DETACH);
+                Error::RemountReadonly {
+                    target: target.to_path_buf(),
+                    source,
+                }
+            })
+        }
+        (lowers, upper) => mount_overlayfs(lowers, upper, target),
+    }
+}
+
+/// A mounted layer view; unmounted (lazily, `MNT_DETACH`) on drop.
+#[derive(Debug)]
+pub struct OverlayMount {
+    target: PathBuf,
+}
+
+impl OverlayMount {
+    /// Where the view is mounted.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+}
+
+impl Drop for OverlayMount {
+    fn drop(&mut self) {
+        let _ = umount2(&self.target, MntFlags::MNT_DETACH);
+    }
+}
+
+/// Mounts `lowers` (top first) with an optional writable `(upper, work)` pair on
+/// `target`, for host-side file operations (COPY). With one lower and no upper it is a
+/// read-only bind mount; with neither, an empty read-only tmpfs; with no lowers and an
+/// upper, the upper bind-mounted. The mount is private to the process's mount namespace
+/// when [`enter_private_mount_namespace`] was called at start.
+///
+/// # Errors
+/// [`Error::MountOverlay`], [`Error::BindMount`], [`Error::Mount`] or
+/// [`Error::RemountReadonly`] with the kernel's errno.
+pub fn mount_overlay(
+    lowers: &[PathBuf],
+    upper: Option<(&Path, &Path)>,
+    target: &Path,
+) -> Result<OverlayMount, Error> {
+    mount_layers(lowers, upper, target)?;
+    Ok(OverlayMount {
+        target: target.to_path_buf(),
+    })
+}
+
+/// Moves the calling process into a new mount namespace in which `/` is recursively
+/// private, so that the overlay mounts bake makes for COPY never show on the host and
+/// vanish when bake exits.
+///
+/// Root only. Call it first thing in `main`, before any thread starts: unshare(2) of a
+/// mount namespace fails with EINVAL once the filesystem context is shared by threads.
+///
+/// # Errors
+/// [`Error::Unshare`] or [`Error::MakePrivate`].
+pub fn enter_private_mount_namespace() -> Result<(), Error> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|source| Error::Unshare {
+        namespaces: "CLONE_NEWNS".into(),
+        source,
+    })?;
+    make_private("/")
+}
+
+/// `mount --make-rprivate path`.
+pub(crate) fn make_private(path: &str) -> Result<(), Error> {
+    mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|source| Error::MakePrivate {
+        target: path.into(),
+        source,
+    })
+}
+
+/// Checks that sandboxes can be built here: running as root (rootless mode is not
+/// implemented) and overlayfs known to the kernel.
+///
+/// # Errors
+/// [`Error::NotRoot`], [`Error::OverlayUnsupported`], or [`Error::ReadHost`] when
+/// `/proc/filesystems` cannot be read (no /proc?).
+pub fn check_support() -> Result<(), Error> {
+    if !rustix::process::geteuid().is_root() {
+        return Err(Error::NotRoot);
+    }
+    let path = Path::new("/proc/filesystems");
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadHost {
+        path: path.into(),
+        source,
+    })?;
+    if !filesystems_have_overlay(&text) {
+        return Err(Error::OverlayUnsupported);
+    }
+    Ok(())
+}
+
+/// Whether a `/proc/filesystems` listing has overlayfs (pure).
+fn filesystems_have_overlay(text: &str) -> bool {
+    text.lines()
+        .any(|l| l.split_whitespace().last() == Some("overlay"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_join_lowers_top_first() {
+        let lowers = vec!["/l2".to_string(), "/l1".to_string()];
+        assert_eq!(
+            overlay_options(&lowers, Some(("/u", "/w")), true),
+            "lowerdir=/l2:/l1,upperdir=/u,workdir=/w,index=off,redirect_dir=off,metacopy=off"
+        );
+        assert_eq!(overlay_options(&lowers, None, false), "lowerdir=/l2:/l1");
+    }
+
+    #[test]
+    fn unsafe_paths_are_detected() {
+        assert!(option_safe(Path::new("/var/lib/bake/snapshots/abc/diff")));
+        assert!(!option_safe(Path::new("/a,b")));
+        assert!(!option_safe(Path::new("/a:b")));
+    }
+
+    #[test]
+    fn overlay_in_proc_filesystems() {
+        assert!(filesystems_have_overlay(
+            "nodev\tsysfs\nnodev\toverlay\n\text4\n"
+        ));
+        assert!(!filesystems_have_overlay("nodev\tsysfs\n\text4\n"));
+    }
+}

@@ -1,0 +1,486 @@
+//! The sandbox process: `bake __bake-sandbox <plan-fd> <error-fd> [<console-socket-fd>]`.
+//!
+//! Why a re-executed process and not a fork of bake: bake is multi-threaded (rayon,
+//! the scheduler, tokio inside the registry client). After fork() in a threaded process
+//! only async-signal-safe calls are allowed until exec, and unshare() of some namespaces
+//! refuses a threaded caller. A fresh `/proc/self/exe` is single-threaded, so here we
+//! may allocate, read JSON, fork again and mount freely.
+//!
+//! Two processes:
+//! - the *supervisor* (this process, in the host's namespaces) prepares the scratch dir,
+//!   unshares a pid namespace, forks, relays signals to the child, waits, removes the
+//!   mount-point stubs from the upper dir, and exits like the child did;
+//! - the *init* child (pid 1 of the new pid namespace) unshares mount/uts/ipc(/net),
+//!   mounts the rootfs, pivots into it, drops privileges and execs the command.
+//!
+//! The child gets its own mount namespace (the supervisor does not share it) because
+//! pivot_root moves the root of every process of a mount namespace, and the supervisor
+//! must keep the host's view to clean the upper dir afterwards — by which time the
+//! child's namespace, and every mount in it, has died with its last process.
+//!
+//! The command is exec'd directly as pid 1; `--init` (a tiny reaper as pid 1) is later.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use nix::errno::Errno;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
+use rustix::fs::{Mode, OFlags};
+use serde::{Deserialize, Serialize};
+
+use crate::mounts::apply::{errno, remount_readonly};
+use crate::mounts::plan::{hosts_file, EtcFiles};
+use crate::mounts::stubs::Stubs;
+use crate::mounts::MountPlan;
+use crate::overlay::{make_private, mount_layers};
+use crate::{caps, exec, user, Error, Network, Plan};
+
+/// What `run` sends to the sandbox process.
+#[derive(Serialize)]
+pub(crate) struct RequestRef<'a> {
+    pub plan: &'a Plan,
+    /// The stdio is a pty slave that must become the controlling terminal.
+    pub tty: bool,
+}
+
+#[derive(Deserialize)]
+struct Request {
+    plan: Plan,
+    tty: bool,
+}
+
+/// Signals the supervisor forwards to the container (and SIGCHLD, which it waits for).
+const FORWARDED: [Signal; 4] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// Entry point of the sandbox process. The cli's `main` calls it, before anything else,
+/// when its first argument is [`crate::SANDBOX_ARG`]; test binaries that call
+/// [`crate::run`] must do the same. Returns the container's exit code; when the
+/// container was killed by a signal, the process kills itself with the same signal so
+/// that [`crate::run`] sees it.
+pub fn sandbox_main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let fd = |i: usize| args.get(i).and_then(|s| s.parse::<RawFd>().ok());
+    let (Some(plan_fd), Some(err_fd)) = (fd(2), fd(3)) else {
+        return ExitCode::from(125);
+    };
+    // SAFETY: `run` passed these fds, open and unused by anyone else, for us to own.
+    let (plan_file, err) = unsafe { (File::from_raw_fd(plan_fd), OwnedFd::from_raw_fd(err_fd)) };
+    // SAFETY: as above; only passed in Tty mode.
+    let console = fd(4).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    // The error fd must vanish at the container's exec: EOF on it tells `run` that the
+    // exec succeeded. The same for the console socket.
+    let _ = rustix::io::fcntl_setfd(&err, rustix::io::FdFlags::CLOEXEC);
+    let _ = rustix::io::fcntl_setfd(&plan_file, rustix::io::FdFlags::CLOEXEC);
+    if let Some(console) = &console {
+        let _ = rustix::io::fcntl_setfd(console, rustix::io::FdFlags::CLOEXEC);
+    }
+    // If bake dies (even by SIGKILL), so does the sandbox. The thread that spawned us
+    // waits in `run` for as long as we live, so its exit cannot trigger this early.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    let request = match read_request(plan_file) {
+        Ok(r) => r,
+        Err(e) => {
+            report(&err, &e);
+            return ExitCode::from(125);
+        }
+    };
+    supervise(&request, err, console)
+}
+
+fn read_request(mut file: File) -> Result<Request, Error> {
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| Error::InvalidPlan {
+            message: format!("reading the plan: {e}"),
+        })?;
+    serde_json::from_str(&text).map_err(|e| Error::InvalidPlan {
+        message: format!("decoding the plan: {e}"),
+    })
+}
+
+/// Sends `error` to `run` (best effort: if `run` is gone, nobody is listening).
+fn report(fd: &OwnedFd, error: &Error) {
+    let bytes = serde_json::to_vec(error).unwrap_or_else(|_| {
+        serde_json::to_vec(&Error::BadReport {
+            report: error.to_string(),
+        })
+        .unwrap_or_default()
+    });
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        match rustix::io::write(fd, rest) {
+            Ok(n) if n > 0 => rest = &rest[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            _ => break,
+        }
+    }
+}
+
+/// Host-side preparation, done by the supervisor before the fork.
+struct Prepared {
+    lowers: Vec<PathBuf>,
+    upper: PathBuf,
+    work: PathBuf,
+    /// Private dir next to `work`: `merged/` (the mount point), `hosts`, `resolv.conf`.
+    scratch: PathBuf,
+    mounts: MountPlan,
+    stubs: Stubs,
+}
+
+fn canonical(path: &Path) -> Result<PathBuf, Error> {
+    std::fs::canonicalize(path).map_err(|e| Error::Rootfs {
+        path: path.to_path_buf(),
+        source: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+    })
+}
+
+fn create_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::CreateFile {
+        path: path.to_path_buf(),
+        source: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+    }
+}
+
+fn prepare(plan: &Plan) -> Result<Prepared, Error> {
+    let lowers = plan
+        .rootfs
+        .lowers
+        .iter()
+        .map(|l| canonical(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    let upper = canonical(&plan.rootfs.upper)?;
+    let work = canonical(&plan.rootfs.work)?;
+    // Next to `work`: on the store's filesystem, private to this run (one supervisor per
+    // pid), and never inside `upper`, so nothing of it can land in the layer.
+    let scratch = work
+        .parent()
+        .map_or_else(std::env::temp_dir, Path::to_path_buf)
+        .join(format!(".bake-sandbox-{}", std::process::id()));
+    if scratch.exists() {
+        // Left by a killed run whose pid we now have; nothing is mounted in it here.
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    std::fs::create_dir(&scratch).map_err(create_error(&scratch))?;
+    let merged = scratch.join("merged");
+    std::fs::create_dir(&merged).map_err(create_error(&merged))?;
+    let etc = EtcFiles::in_dir(&scratch);
+    std::fs::write(&etc.hosts, hosts_file(&plan.hostname, &plan.hosts))
+        .map_err(create_error(&etc.hosts))?;
+    // The host's resolver configuration, as Docker does with the default network.
+    let resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
+    std::fs::write(&etc.resolv_conf, resolv).map_err(create_error(&etc.resolv_conf))?;
+    let mounts = MountPlan::build(plan, &etc)?;
+    let stubs = Stubs::record(&upper, &mounts.stub_candidates()).map_err(|e| Error::Rootfs {
+        path: upper.clone(),
+        source: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+    })?;
+    Ok(Prepared {
+        lowers,
+        upper,
+        work,
+        scratch,
+        mounts,
+        stubs,
+    })
+}
+
+fn supervise(request: &Request, err: OwnedFd, console: Option<OwnedFd>) -> ExitCode {
+    let prepared = match prepare(&request.plan) {
+        Ok(p) => p,
+        Err(e) => {
+            report(&err, &e);
+            return ExitCode::from(125);
+        }
+    };
+    // Blocked before the fork so that none is lost; received with sigwait below.
+    let mut waited = SigSet::empty();
+    waited.add(Signal::SIGCHLD);
+    for s in FORWARDED {
+        waited.add(s);
+    }
+    let fail = |e: Error| {
+        report(&err, &e);
+        let _ = std::fs::remove_dir_all(&prepared.scratch);
+        ExitCode::from(125)
+    };
+    if let Err(e) = signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&waited), None) {
+        return fail(Error::Fork { source: e });
+    }
+    if let Err(source) = unshare(CloneFlags::CLONE_NEWPID) {
+        return fail(Error::Unshare {
+            namespaces: "CLONE_NEWPID".into(),
+            source,
+        });
+    }
+    // SAFETY: this process is single-threaded (a fresh exec of bake that started no
+    // thread), so the child may do anything after fork.
+    match unsafe { fork() } {
+        Err(source) => fail(Error::Fork { source }),
+        Ok(ForkResult::Child) => {
+            let console = console.as_ref().filter(|_| request.tty);
+            let e = match init(&request.plan, console, &prepared) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            report(&err, &e);
+            // _exit: no destructor of the supervisor's state may run in the child.
+            // SAFETY: ends the process; nothing to uphold.
+            unsafe { libc::_exit(e.docker_code()) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(err);
+            drop(console);
+            let status = wait_relaying(child, &waited);
+            // The child's mount namespace died with the pid namespace: the upper dir is
+            // no longer under an overlay and the scratch dir holds no mount.
+            prepared.stubs.remove_created();
+            let _ = std::fs::remove_dir_all(&prepared.scratch);
+            exit_like(status)
+        }
+    }
+}
+
+/// Waits for `child`, forwarding the signals in `waited` (blocked) to it.
+fn wait_relaying(child: Pid, waited: &SigSet) -> WaitStatus {
+    loop {
+        match waited.wait() {
+            Ok(Signal::SIGCHLD) => loop {
+                match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                        return status
+                    }
+                    Ok(WaitStatus::StillAlive) => break,
+                    Ok(_) => {}
+                    Err(Errno::EINTR) => {}
+                    Err(_) => return WaitStatus::Exited(child, 125),
+                }
+            },
+            Ok(sig) => {
+                let _ = signal::kill(child, sig);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Exits with the child's code, or dies of the child's signal (without a core dump).
+fn exit_like(status: WaitStatus) -> ExitCode {
+    match status {
+        WaitStatus::Signaled(_, sig, _) => {
+            let no_core = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: plain syscalls on this process's own state.
+            unsafe {
+                libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+                let _ = signal::signal(sig, SigHandler::SigDfl);
+            }
+            let mut set = SigSet::empty();
+            set.add(sig);
+            let _ = signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+            let _ = signal::raise(sig);
+            ExitCode::from(128u8.wrapping_add(sig as u8))
+        }
+        WaitStatus::Exited(_, code) => ExitCode::from(code as u8),
+        _ => ExitCode::from(125),
+    }
+}
+
+/// pid 1 of the sandbox: builds the container and execs the command. With a console
+/// socket, the command gets a new terminal whose master goes back to `run`.
+fn init(plan: &Plan, console: Option<&OwnedFd>, prepared: &Prepared) -> Result<Infallible, Error> {
+    rustix::process::umask(Mode::from_raw_mode(0o022));
+    // The container dies with its supervisor: from the parent pid namespace, SIGKILL
+    // reaches even a pid 1. It survives exec (unless the command is setuid).
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    if plan.network == Network::None {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    unshare(flags).map_err(|source| Error::Unshare {
+        namespaces: format!("{flags:?}"),
+        source,
+    })?;
+    // Nothing mounted from here on may propagate back to the host.
+    make_private("/")?;
+    if plan.network == Network::None {
+        loopback_up()?;
+    }
+    let merged = prepared.scratch.join("merged");
+    mount_layers(
+        &prepared.lowers,
+        Some((&prepared.upper, &prepared.work)),
+        &merged,
+    )?;
+    crate::mounts::apply::apply(&merged, &prepared.mounts)?;
+    pivot_into(&merged)?;
+    if !plan.hostname.is_empty() {
+        nix::unistd::sethostname(&plan.hostname).map_err(|source| Error::Hostname {
+            hostname: plan.hostname.clone(),
+            source,
+        })?;
+    }
+    let cwd = crate::mounts::plan::normalize(&plan.cwd)?;
+    std::fs::create_dir_all(&cwd).map_err(|e| Error::CreateCwd {
+        cwd: cwd.clone(),
+        source: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+    })?;
+    if plan.readonly_rootfs {
+        let root = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).map_err(
+            |e| Error::RemountReadonly {
+                target: "/".into(),
+                source: errno(e),
+            },
+        )?;
+        remount_readonly(&root, "/", Path::new("/"))?;
+    }
+    let ids = user::resolve(
+        &plan.user,
+        read_in_root("/etc/passwd")?.as_deref(),
+        read_in_root("/etc/group")?.as_deref(),
+    )?;
+    rustix::process::chdir(cwd.as_str()).map_err(|e| Error::Chdir {
+        cwd: cwd.clone(),
+        source: errno(e),
+    })?;
+    if let Some(console) = console {
+        crate::tty::adopt_new_pty(console, ids.uid, ids.gid)?;
+    }
+    caps::restrict(plan.privileged)?;
+    let set_ids = || -> Result<(), Errno> {
+        let groups: Vec<Gid> = ids.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+        nix::unistd::setgroups(&groups)?;
+        nix::unistd::setgid(Gid::from_raw(ids.gid))?;
+        nix::unistd::setuid(Uid::from_raw(ids.uid))
+    };
+    set_ids().map_err(|source| Error::SetIds {
+        uid: ids.uid,
+        gid: ids.gid,
+        source,
+    })?;
+    if !plan.privileged {
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(Error::NoNewPrivs {
+                source: Errno::last(),
+            });
+        }
+    }
+    let env = exec::complete_env(&plan.env, &ids.home);
+    reset_signals();
+    // Nothing of bake's may leak into the container (the error fd is already CLOEXEC).
+    // SAFETY: marks fds close-on-exec; no memory is involved.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+    }
+    Err(exec::execve(&plan.args, &env))
+}
+
+/// The container starts with default dispositions and nothing blocked. An ignored
+/// signal survives exec, and bake (as any Rust program) ignores SIGPIPE.
+fn reset_signals() {
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL is always sound.
+        let _ = unsafe { signal::signal(sig, SigHandler::SigDfl) };
+    }
+    let _ = signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
+/// Reads a file of the container (after pivot_root); `None` if it does not exist.
+fn read_in_root(path: &str) -> Result<Option<String>, Error> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::ReadInRoot {
+            path: path.into(),
+            source: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        }),
+    }
+}
+
+/// Makes `new_root` the root of this mount namespace and detaches the old one.
+/// `pivot_root(".", ".")` (as runc does) stacks the old root on the new one, so no
+/// `put_old` directory has to be created in the rootfs (it would land in the layer).
+fn pivot_into(new_root: &Path) -> Result<(), Error> {
+    let fail = |source| Error::PivotRoot {
+        root: new_root.to_path_buf(),
+        source,
+    };
+    let dir = |p: &Path| {
+        rustix::fs::open(
+            p,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| fail(errno(e)))
+    };
+    let old = dir(Path::new("/"))?;
+    let new = dir(new_root)?;
+    rustix::process::fchdir(&new).map_err(|e| fail(errno(e)))?;
+    rustix::process::pivot_root(".", ".").map_err(|e| fail(errno(e)))?;
+    rustix::process::fchdir(&old).map_err(|e| fail(errno(e)))?;
+    // The old root must not propagate its unmount anywhere.
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(fail)?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(fail)?;
+    rustix::process::chdir("/").map_err(|e| fail(errno(e)))
+}
+
+/// `ip link set lo up` in the new network namespace.
+fn loopback_up() -> Result<(), Error> {
+    let fail = || Error::LoopbackUp {
+        source: Errno::last(),
+    };
+    // SAFETY: a socket, two ioctls on a zeroed, correctly sized ifreq, a close.
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return Err(fail());
+        }
+        let sock = OwnedFd::from_raw_fd(sock);
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        let name = CString::new("lo").unwrap_or_default();
+        for (dst, src) in ifr.ifr_name.iter_mut().zip(name.as_bytes_with_nul()) {
+            *dst = *src as libc::c_char;
+        }
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) < 0 {
+            return Err(fail());
+        }
+        ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) < 0 {
+            return Err(fail());
+        }
+    }
+    Ok(())
+}
