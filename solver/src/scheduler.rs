@@ -51,8 +51,11 @@ pub trait Task: Sync {
     ///
     /// # Errors
     /// The task's own failure.
-    fn run(&self, key: &Key, inputs: &[Input<'_, Self::Output>])
-        -> Result<Self::Output, Self::Error>;
+    fn run(
+        &self,
+        key: &Key,
+        inputs: &[Input<'_, Self::Output>],
+    ) -> Result<Self::Output, Self::Error>;
 }
 
 /// Where results are remembered across solves.
@@ -130,6 +133,9 @@ struct Job<O> {
 }
 
 type Finished<O, E> = Result<(Key, Arc<O>), E>;
+
+/// Finished nodes' keys and results, by node index.
+type Results<O> = [Option<(Key, Arc<O>)>];
 
 /// The plan: which nodes run, deduplicated, and who waits for whom.
 struct Plan {
@@ -297,7 +303,7 @@ where
         drop(res_tx);
         drop(job_rx);
 
-        let dispatch = |i: usize, results: &[Option<(Key, Arc<T::Output>)>]| {
+        let dispatch = |i: usize, results: &Results<T::Output>| {
             let inputs = plan.inputs[i]
                 .iter()
                 .map(|&j| {
@@ -311,8 +317,8 @@ where
         };
 
         let mut in_flight = 0usize;
-        for i in 0..n {
-            if plan.needed[i] && pending[i] == 0 {
+        for (i, &waiting) in pending.iter().enumerate() {
+            if plan.needed[i] && waiting == 0 {
                 dispatch(i, &results);
                 in_flight += 1;
             }

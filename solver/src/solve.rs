@@ -1,0 +1,335 @@
+//! The [`Solver`]: adapts the store and the runner to the generic
+//! scheduler.
+
+use std::sync::Arc;
+
+use bake_store::{CacheRecord, ChainId, Layer, Store};
+
+use crate::cache_key;
+use crate::context_hash::{selection_key, StatCache};
+use crate::digest::{op_digest, Key};
+use crate::dockerignore::Matcher;
+use crate::error::Error;
+use crate::event::Event;
+use crate::ir::{
+    self, Copy, Definition, FileAction, Graph, LocalDirs, MountKind, Op, Source, VertexId,
+};
+use crate::ops::{self, exec, file, select, source, Value};
+use crate::scheduler::{self, Cache, Input, Node, Progress, Settings, Task};
+
+/// How a solve runs.
+#[derive(Clone, Debug)]
+pub struct SolveOptions {
+    /// Vertices run at the same time (at least 1).
+    pub jobs: usize,
+    /// Never look up the cache (results are still recorded).
+    pub no_cache: bool,
+    /// `SOURCE_DATE_EPOCH`: clamps layer timestamps.
+    pub source_date_epoch: Option<i64>,
+}
+
+impl Default for SolveOptions {
+    fn default() -> Self {
+        SolveOptions {
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            no_cache: false,
+            source_date_epoch: None,
+        }
+    }
+}
+
+/// The result of a solve.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Solved {
+    /// The target's chain, bottom first.
+    pub layers: Vec<Layer>,
+}
+
+/// Solves build definitions against a store.
+pub struct Solver {
+    store: Arc<Store>,
+    opts: SolveOptions,
+}
+
+impl Solver {
+    /// A solver over `store`.
+    pub fn new(store: Arc<Store>, opts: SolveOptions) -> Solver {
+        Solver { store, opts }
+    }
+
+    /// Builds `def.target` and returns its layers.
+    ///
+    /// `events` is called from the solver's worker threads.
+    ///
+    /// # Errors
+    /// The first vertex failure ([`Error::Vertex`]) or a malformed
+    /// definition.
+    pub fn solve(
+        &self,
+        def: &Definition,
+        locals: &LocalDirs,
+        events: &(dyn Fn(Event) + Sync),
+    ) -> Result<Solved, Error> {
+        let graph = &def.graph;
+        if def.target.0 >= graph.vertices.len() {
+            return Err(Error::InvalidDefinition(format!(
+                "target {} of {} vertices",
+                def.target.0,
+                graph.vertices.len()
+            )));
+        }
+        for (i, v) in graph.vertices.iter().enumerate() {
+            if v.inputs.iter().any(|x| x.0 >= i) {
+                return Err(Error::InvalidDefinition(format!(
+                    "vertex {i} has an input that does not precede it"
+                )));
+            }
+        }
+        let stat_cache = StatCache::load(&self.store.root().join("cache").join("stat-cache"));
+        let nodes: Vec<Node<VertexTask<'_>>> = graph
+            .vertices
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Node {
+                task: VertexTask {
+                    solver: self,
+                    graph,
+                    id: VertexId(i),
+                    locals,
+                    stat_cache: &stat_cache,
+                    events,
+                },
+                inputs: v.inputs.iter().map(|x| x.0).collect(),
+            })
+            .collect();
+        let name = |i: usize| graph.vertices[i].name.clone();
+        let observe = |i: usize, p: Progress| {
+            let vertex = VertexId(i);
+            events(match p {
+                Progress::Started => Event::Started {
+                    vertex,
+                    name: name(i),
+                },
+                Progress::Cached => Event::Cached {
+                    vertex,
+                    name: name(i),
+                },
+                Progress::Done { seconds } => Event::Done { vertex, seconds },
+                Progress::Failed { message } => Event::Failed { vertex, message },
+            })
+        };
+        let cache = StoreCache {
+            store: &self.store,
+            lookup: !self.opts.no_cache,
+        };
+        let settings = Settings {
+            jobs: self.opts.jobs.max(1),
+        };
+        let result = scheduler::run(&nodes, &[def.target.0], &cache, settings, &observe);
+        let saved = stat_cache.save();
+        let out = result.map_err(|f| Error::Vertex {
+            vertex: VertexId(f.node),
+            name: name(f.node),
+            source: Box::new(f.error),
+        })?;
+        saved?;
+        match out[0].as_ref() {
+            Value::Layers(layers) => Ok(Solved {
+                layers: layers.clone(),
+            }),
+            Value::Dir(_) => Err(Error::InvalidDefinition(
+                "the target is a local directory, not a filesystem".into(),
+            )),
+        }
+    }
+}
+
+/// The store's cache index as the scheduler's cache. A hit checks that
+/// every snapshot of the chain exists (their records only: no layer data
+/// is read).
+struct StoreCache<'a> {
+    store: &'a Store,
+    lookup: bool,
+}
+
+impl Cache<Value, ops::Error> for StoreCache<'_> {
+    fn get(&self, key: &Key) -> Result<Option<Value>, ops::Error> {
+        if !self.lookup {
+            return Ok(None);
+        }
+        let Some(record) = self.store.cache_get(&key.to_hex()) else {
+            return Ok(None);
+        };
+        let mut layers = Vec::with_capacity(record.layers.len());
+        for chain in ChainId::chain(&record.layers) {
+            match self.store.snapshot_layer(&chain) {
+                Ok(l) => layers.push(l),
+                Err(_) => return Ok(None), // pruned: rebuild
+            }
+        }
+        Ok(Some(Value::Layers(layers)))
+    }
+
+    fn put(&self, key: &Key, output: &Value) -> Result<(), ops::Error> {
+        if let Value::Layers(layers) = output {
+            let record = CacheRecord {
+                layers: layers.iter().map(|l| l.diff_id.clone()).collect(),
+                created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            };
+            self.store.cache_put(&key.to_hex(), &record)?;
+        }
+        Ok(())
+    }
+}
+
+struct VertexTask<'a> {
+    solver: &'a Solver,
+    graph: &'a Graph,
+    id: VertexId,
+    locals: &'a LocalDirs,
+    stat_cache: &'a StatCache,
+    events: &'a (dyn Fn(Event) + Sync),
+}
+
+impl VertexTask<'_> {
+    fn vertex(&self) -> &ir::Vertex {
+        self.graph.get(self.id)
+    }
+
+    /// `.dockerignore` patterns of input `i`, if it is a local source.
+    fn local_exclude(&self, i: usize) -> &[String] {
+        let input = self.vertex().inputs[i];
+        match &self.graph.get(input).op {
+            Op::Source(Source::Local { exclude, .. }) => exclude,
+            _ => &[],
+        }
+    }
+
+    /// The content key of local input `i` as the copies in this vertex
+    /// read it.
+    fn local_key(
+        &self,
+        i: usize,
+        dir: &std::path::Path,
+        copies: &[Copy],
+    ) -> Result<Key, ops::Error> {
+        let ignore = Matcher::new(self.local_exclude(i))?;
+        let tree = select::Tree {
+            root: dir,
+            ignore: &ignore,
+        };
+        let mut parts = Vec::with_capacity(copies.len());
+        for c in copies {
+            let items = select::select(&tree, c)?;
+            parts.push(selection_key(&items, c.mode.is_none(), self.stat_cache)?);
+        }
+        Ok(cache_key::combine(&parts))
+    }
+}
+
+/// A COPY of one path, to hash what a bind mount exposes.
+fn whole(path: &str) -> Copy {
+    Copy {
+        source: 0,
+        src: vec![path.to_string()],
+        dest: "/".into(),
+        owner: None,
+        mode: None,
+        allow_wildcard: false,
+        unpack_archives: false,
+        exclude: Vec::new(),
+        parents: false,
+        link: false,
+    }
+}
+
+impl Task for VertexTask<'_> {
+    type Output = Value;
+    type Error = ops::Error;
+
+    fn definition(&self) -> Key {
+        op_digest(&self.vertex().op)
+    }
+
+    fn cacheable(&self) -> bool {
+        !self.vertex().ignore_cache && matches!(self.vertex().op, Op::Exec(_) | Op::File(_))
+    }
+
+    fn cache_key(&self, inputs: &[Input<'_, Value>]) -> Result<Key, ops::Error> {
+        let op = &self.vertex().op;
+        let mut contents = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.iter().enumerate() {
+            let Value::Dir(dir) = input.output else {
+                contents.push(*input.key);
+                continue;
+            };
+            let copies: Vec<Copy> = match op {
+                Op::File(f) => f
+                    .actions
+                    .iter()
+                    .filter_map(|a| match a {
+                        FileAction::Copy(c) if c.source == i => Some(c.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                Op::Exec(e) => e
+                    .mounts
+                    .iter()
+                    .filter_map(|m| match &m.kind {
+                        MountKind::Bind { input, source, .. } if *input == i => Some(whole(source)),
+                        _ => None,
+                    })
+                    .collect(),
+                Op::Source(_) => Vec::new(),
+            };
+            contents.push(self.local_key(i, dir, &copies)?);
+        }
+        Ok(match op {
+            Op::Source(Source::Scratch) => cache_key::scratch(),
+            Op::Source(Source::Image { image_id, .. }) => cache_key::image(image_id),
+            Op::Source(Source::Local { name, .. }) => cache_key::local(name),
+            Op::Source(_) => self.definition(),
+            Op::Exec(_) | Op::File(_) => cache_key::cache_key(&self.definition(), &contents),
+        })
+    }
+
+    fn run(&self, _key: &Key, inputs: &[Input<'_, Value>]) -> Result<Value, ops::Error> {
+        let store = &self.solver.store;
+        let epoch = self.solver.opts.source_date_epoch;
+        match &self.vertex().op {
+            Op::Source(s) => source::run(store, s, self.locals),
+            Op::Exec(e) => {
+                let values: Vec<&Value> = inputs.iter().map(|i| i.output).collect();
+                let vertex = self.id;
+                let mut log = |stream, data: &[u8]| {
+                    (self.events)(Event::Log {
+                        vertex,
+                        stream,
+                        data: data.to_vec(),
+                    })
+                };
+                Ok(Value::Layers(exec::run(
+                    store, e, &values, epoch, &mut log,
+                )?))
+            }
+            Op::File(f) => {
+                let sources: Vec<file::CopySource<'_>> = inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, input)| match input.output {
+                        Value::Dir(d) => file::CopySource::Local {
+                            dir: d,
+                            exclude: self.local_exclude(i),
+                        },
+                        Value::Layers(l) => file::CopySource::Layers(l),
+                    })
+                    .collect();
+                Ok(Value::Layers(file::run(store, f, &sources, epoch)?))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "solve_tests.rs"]
+mod tests;
