@@ -1,0 +1,514 @@
+//! Word expansion as BuildKit's `shell/lex.go` does it: `$a`, `${a}`,
+//! `${a:-w}` `${a-w}` `${a:+w}` `${a+w}` `${a:?m}` `${a?m}`, pattern
+//! removal `${a#p}` `${a##p}` `${a%p}` `${a%%p}`, replacement `${a/p/r}`
+//! `${a//p/r}` (patterns: `*`, `?`), the escape character, single quotes
+//! (literal) and double quotes (expansions, no splitting).
+//!
+//! Quotes are removed by expansion. [`word`] yields one string;
+//! [`words`] also splits on blanks outside quotes (EXPOSE); [`heredoc`]
+//! treats quotes as ordinary characters (COPY heredoc bodies).
+
+/// Why a word could not be expanded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExpandError {
+    /// `'…` never closed.
+    #[error("unexpected end of statement while looking for matching single-quote")]
+    UnterminatedSingleQuote,
+    /// `"…` never closed.
+    #[error("unexpected end of statement while looking for matching double-quote")]
+    UnterminatedDoubleQuote,
+    /// `${…` never closed.
+    #[error("syntax error: missing '}}'")]
+    MissingBrace,
+    /// `${}` or `${!x}`: no variable name.
+    #[error("syntax error: bad substitution")]
+    BadSubstitution,
+    /// `${a@x}` and other modifiers Docker does not have.
+    #[error("unsupported modifier ({0}) in substitution")]
+    UnsupportedModifier(char),
+    /// `${a:?message}` with `a` unset (or empty).
+    #[error("{name}: {message}")]
+    Required {
+        /// The variable.
+        name: String,
+        /// The message from the Dockerfile, or a default.
+        message: String,
+    },
+}
+
+/// Expands one word (no splitting).
+///
+/// # Errors
+/// See [`ExpandError`].
+pub fn word(
+    text: &str,
+    escape: char,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ExpandError> {
+    let mut lexer = Lexer::new(text, escape, env, false);
+    let mut sink = Sink::single();
+    lexer.run(&[], &mut sink)?;
+    Ok(sink.into_single())
+}
+
+/// Expands a word and splits the result on blanks outside quotes (an
+/// unquoted variable holding `80 443` gives two words).
+///
+/// # Errors
+/// See [`ExpandError`].
+pub fn words(
+    text: &str,
+    escape: char,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, ExpandError> {
+    let mut lexer = Lexer::new(text, escape, env, false);
+    let mut sink = Sink::split();
+    lexer.run(&[], &mut sink)?;
+    Ok(sink.into_words())
+}
+
+/// Expands a heredoc body: `$VAR`s and escapes only; quotes are text.
+///
+/// # Errors
+/// See [`ExpandError`].
+pub fn heredoc(
+    text: &str,
+    escape: char,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ExpandError> {
+    let mut lexer = Lexer::new(text, escape, env, true);
+    let mut sink = Sink::single();
+    lexer.run(&[], &mut sink)?;
+    Ok(sink.into_single())
+}
+
+/// Where expanded characters go.
+enum Sink {
+    Single(String),
+    Split {
+        words: Vec<String>,
+        cur: String,
+        started: bool,
+    },
+}
+
+impl Sink {
+    fn single() -> Sink {
+        Sink::Single(String::new())
+    }
+
+    fn split() -> Sink {
+        Sink::Split {
+            words: Vec::new(),
+            cur: String::new(),
+            started: false,
+        }
+    }
+
+    /// A character that is not subject to splitting (quoted or escaped).
+    fn literal(&mut self, c: char) {
+        match self {
+            Sink::Single(s) => s.push(c),
+            Sink::Split { cur, started, .. } => {
+                cur.push(c);
+                *started = true;
+            }
+        }
+    }
+
+    /// Marks that a word exists even if empty (`""`).
+    fn mark(&mut self) {
+        if let Sink::Split { started, .. } = self {
+            *started = true;
+        }
+    }
+
+    /// Text subject to splitting on blanks.
+    fn splittable(&mut self, text: &str) {
+        match self {
+            Sink::Single(s) => s.push_str(text),
+            Sink::Split {
+                words,
+                cur,
+                started,
+            } => {
+                for c in text.chars() {
+                    if c == ' ' || c == '\t' || c == '\n' {
+                        if *started {
+                            words.push(std::mem::take(cur));
+                            *started = false;
+                        }
+                    } else {
+                        cur.push(c);
+                        *started = true;
+                    }
+                }
+            }
+        }
+    }
+
+    fn into_single(self) -> String {
+        match self {
+            Sink::Single(s) => s,
+            Sink::Split { .. } => unreachable!("single sink expected"),
+        }
+    }
+
+    fn into_words(self) -> Vec<String> {
+        match self {
+            Sink::Split {
+                mut words,
+                cur,
+                started,
+            } => {
+                if started {
+                    words.push(cur);
+                }
+                words
+            }
+            Sink::Single(s) => vec![s],
+        }
+    }
+}
+
+struct Lexer<'a> {
+    chars: Vec<char>,
+    pos: usize,
+    escape: char,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    /// Heredoc bodies: quotes are not special.
+    heredoc: bool,
+}
+
+impl<'a> Lexer<'a> {
+    fn new(
+        text: &str,
+        escape: char,
+        env: &'a dyn Fn(&str) -> Option<String>,
+        heredoc: bool,
+    ) -> Self {
+        Lexer {
+            chars: text.chars().collect(),
+            pos: 0,
+            escape,
+            env,
+            heredoc,
+        }
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+
+    /// Processes until EOF or one of `stops` (not consumed) at top level.
+    fn run(&mut self, stops: &[char], sink: &mut Sink) -> Result<(), ExpandError> {
+        while let Some(c) = self.peek() {
+            if stops.contains(&c) {
+                return Ok(());
+            }
+            match c {
+                '\'' if !self.heredoc => {
+                    self.pos += 1;
+                    sink.mark();
+                    loop {
+                        match self.peek() {
+                            None => return Err(ExpandError::UnterminatedSingleQuote),
+                            Some('\'') => break,
+                            Some(q) => sink.literal(q),
+                        }
+                        self.pos += 1;
+                    }
+                    self.pos += 1;
+                }
+                '"' if !self.heredoc => {
+                    self.pos += 1;
+                    sink.mark();
+                    self.double_quoted(sink)?;
+                }
+                '$' => {
+                    let value = self.dollar()?;
+                    match value {
+                        Some(v) => sink.splittable(&v),
+                        None => sink.literal('$'),
+                    }
+                }
+                _ if c == self.escape => {
+                    self.pos += 1;
+                    match self.peek() {
+                        Some(n) if self.heredoc && n != '$' && n != self.escape => {
+                            sink.literal(c);
+                        }
+                        Some(n) => {
+                            sink.literal(n);
+                            self.pos += 1;
+                        }
+                        // A trailing escape character is dropped.
+                        None => {}
+                    }
+                }
+                _ => {
+                    sink.splittable(&c.to_string());
+                    self.pos += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After the opening `"`: up to and including the closing one.
+    fn double_quoted(&mut self, sink: &mut Sink) -> Result<(), ExpandError> {
+        loop {
+            match self.peek() {
+                None => return Err(ExpandError::UnterminatedDoubleQuote),
+                Some('"') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                Some('$') => match self.dollar()? {
+                    Some(v) => v.chars().for_each(|c| sink.literal(c)),
+                    None => sink.literal('$'),
+                },
+                Some(c) if c == self.escape => {
+                    self.pos += 1;
+                    match self.peek() {
+                        Some(n) if n == '"' || n == '$' || n == self.escape => {
+                            sink.literal(n);
+                            self.pos += 1;
+                        }
+                        _ => sink.literal(c),
+                    }
+                }
+                Some(c) => {
+                    sink.literal(c);
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+
+    fn name(&mut self) -> String {
+        let mut name = String::new();
+        while let Some(c) = self.peek() {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                name.push(c);
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+        name
+    }
+
+    /// A sub-word inside `${…}` up to one of `stops` (not consumed).
+    fn sub_word(&mut self, stops: &[char]) -> Result<String, ExpandError> {
+        let mut sink = Sink::single();
+        self.run(stops, &mut sink)?;
+        Ok(sink.into_single())
+    }
+
+    fn lookup(&self, name: &str) -> Option<String> {
+        (self.env)(name)
+    }
+
+    /// At a `$`: the expansion, or `None` when the `$` is literal.
+    fn dollar(&mut self) -> Result<Option<String>, ExpandError> {
+        self.pos += 1;
+        match self.peek() {
+            Some('{') => {
+                self.pos += 1;
+                self.braced().map(Some)
+            }
+            Some(c) if c.is_ascii_alphabetic() || c == '_' => {
+                let name = self.name();
+                Ok(Some(self.lookup(&name).unwrap_or_default()))
+            }
+            Some(c) if c.is_ascii_digit() => {
+                // Positional parameters are never set in a Dockerfile.
+                self.pos += 1;
+                Ok(Some(String::new()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// After `${`: up to and including `}`.
+    fn braced(&mut self) -> Result<String, ExpandError> {
+        let name = self.name();
+        if name.is_empty() {
+            return Err(match self.peek() {
+                None => ExpandError::MissingBrace,
+                _ => ExpandError::BadSubstitution,
+            });
+        }
+        let value = self.lookup(&name);
+        let Some(c) = self.peek() else {
+            return Err(ExpandError::MissingBrace);
+        };
+        self.pos += 1;
+        let result = match c {
+            '}' => return Ok(value.unwrap_or_default()),
+            ':' => {
+                let Some(m) = self.peek() else {
+                    return Err(ExpandError::MissingBrace);
+                };
+                if !matches!(m, '-' | '+' | '?') {
+                    return Err(ExpandError::UnsupportedModifier(m));
+                }
+                self.pos += 1;
+                let w = self.sub_word(&['}'])?;
+                let set = value.as_deref().is_some_and(|v| !v.is_empty());
+                self.apply(&name, m, set, value, w)?
+            }
+            '-' | '+' | '?' => {
+                let w = self.sub_word(&['}'])?;
+                let set = value.is_some();
+                self.apply(&name, c, set, value, w)?
+            }
+            '#' | '%' => {
+                let longest = self.peek() == Some(c);
+                if longest {
+                    self.pos += 1;
+                }
+                let pattern = self.sub_word(&['}'])?;
+                let v = value.unwrap_or_default();
+                if c == '#' {
+                    remove_prefix(&v, &pattern, longest)
+                } else {
+                    remove_suffix(&v, &pattern, longest)
+                }
+            }
+            '/' => {
+                let all = self.peek() == Some('/');
+                if all {
+                    self.pos += 1;
+                }
+                let pattern = self.sub_word(&['/', '}'])?;
+                let replacement = if self.peek() == Some('/') {
+                    self.pos += 1;
+                    self.sub_word(&['}'])?
+                } else {
+                    String::new()
+                };
+                replace(&value.unwrap_or_default(), &pattern, &replacement, all)
+            }
+            other => return Err(ExpandError::UnsupportedModifier(other)),
+        };
+        if self.peek() != Some('}') {
+            return Err(ExpandError::MissingBrace);
+        }
+        self.pos += 1;
+        Ok(result)
+    }
+
+    fn apply(
+        &self,
+        name: &str,
+        modifier: char,
+        set: bool,
+        value: Option<String>,
+        word: String,
+    ) -> Result<String, ExpandError> {
+        Ok(match modifier {
+            '-' if set => value.unwrap_or_default(),
+            '-' => word,
+            '+' if set => word,
+            '+' => String::new(),
+            _ if set => value.unwrap_or_default(),
+            _ => {
+                return Err(ExpandError::Required {
+                    name: name.to_string(),
+                    message: if word.is_empty() {
+                        "is not allowed to be unset".to_string()
+                    } else {
+                        word
+                    },
+                })
+            }
+        })
+    }
+}
+
+/// Shell glob match of the whole of `s` against `p` (`*`, `?`). Iterative
+/// with one backtrack point, so many `*`s cannot make it exponential.
+fn glob(p: &[char], s: &[char]) -> bool {
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, si));
+                pi += 1;
+            }
+            Some(&c) if c == '?' || c == s[si] => {
+                pi += 1;
+                si += 1;
+            }
+            _ => match star {
+                Some((sp, ss)) => {
+                    pi = sp + 1;
+                    si = ss + 1;
+                    star = Some((sp, ss + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+fn remove_prefix(value: &str, pattern: &str, longest: bool) -> String {
+    let v: Vec<char> = value.chars().collect();
+    let p: Vec<char> = pattern.chars().collect();
+    let mut ends: Box<dyn Iterator<Item = usize>> = if longest {
+        Box::new((0..=v.len()).rev())
+    } else {
+        Box::new(0..=v.len())
+    };
+    match ends.find(|&i| glob(&p, &v[..i])) {
+        Some(i) => v[i..].iter().collect(),
+        None => value.to_string(),
+    }
+}
+
+fn remove_suffix(value: &str, pattern: &str, longest: bool) -> String {
+    let v: Vec<char> = value.chars().collect();
+    let p: Vec<char> = pattern.chars().collect();
+    let mut starts: Box<dyn Iterator<Item = usize>> = if longest {
+        Box::new(0..=v.len())
+    } else {
+        Box::new((0..=v.len()).rev())
+    };
+    match starts.find(|&i| glob(&p, &v[i..])) {
+        Some(i) => v[..i].iter().collect(),
+        None => value.to_string(),
+    }
+}
+
+fn replace(value: &str, pattern: &str, replacement: &str, all: bool) -> String {
+    let v: Vec<char> = value.chars().collect();
+    let p: Vec<char> = pattern.chars().collect();
+    if p.is_empty() {
+        return value.to_string();
+    }
+    let mut out = String::new();
+    let mut i = 0;
+    let mut replaced = false;
+    while i < v.len() {
+        if !replaced || all {
+            // Longest match starting here.
+            if let Some(end) = (i + 1..=v.len()).rev().find(|&e| glob(&p, &v[i..e])) {
+                out.push_str(replacement);
+                i = end;
+                replaced = true;
+                continue;
+            }
+        }
+        out.push(v[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "expand_tests.rs"]
+mod tests;
