@@ -14,3 +14,10 @@ pub mod reference;
 pub mod registry;
 pub mod snapshots;
 pub mod transfer;
+
+pub use cache::CacheRecord;
+pub use images::ImageSummary;
+pub use layer::Compression;
+pub use layout::Store;
+pub use reference::Reference;
+pub use snapshots::{ChainId, Layer};
