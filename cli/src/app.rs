@@ -59,19 +59,6 @@ pub enum Command {
     Inspect(InspectArgs),
 }
 
-impl Command {
-    /// Whether the command mounts filesystems (overlayfs, namespaces), so
-    /// that `main` must check support and unshare a private mount namespace
-    /// before any thread starts.
-    pub fn needs_mounts(&self) -> bool {
-        match self {
-            Command::Build(b) => !b.print_ir,
-            Command::Run(_) => true,
-            _ => false,
-        }
-    }
-}
-
 /// How build progress is shown.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum ProgressMode {
@@ -184,11 +171,28 @@ pub struct RunArgs {
     /// Give the container all capabilities.
     #[arg(long)]
     pub privileged: bool,
+    /// The image, then the command and its arguments (default: the
+    /// image's CMD). One list, so that everything after the image belongs to
+    /// the command even when it looks like a flag (`bake run img -x`), as
+    /// with docker.
+    #[arg(
+        value_name = "IMAGE [COMMAND [ARG...]]",
+        required = true,
+        trailing_var_arg = true
+    )]
+    pub image_and_command: Vec<String>,
+}
+
+impl RunArgs {
     /// The image to run.
-    pub image: String,
-    /// The command and its arguments (default: the image's CMD).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
+    pub fn image(&self) -> &str {
+        &self.image_and_command[0]
+    }
+
+    /// The command given after the image, if any.
+    pub fn command(&self) -> &[String] {
+        &self.image_and_command[1..]
+    }
 }
 
 /// `bake push`.
@@ -275,8 +279,20 @@ mod tests {
     #[test]
     fn build_flags_parse_like_docker() {
         let cli = parse(&[
-            "build", "-t", "app:1", "-t", "app:2", "-f", "d/Dockerfile", "--build-arg", "V=2",
-            "--target", "final", "--progress=plain", "--no-cache", "ctx/",
+            "build",
+            "-t",
+            "app:1",
+            "-t",
+            "app:2",
+            "-f",
+            "d/Dockerfile",
+            "--build-arg",
+            "V=2",
+            "--target",
+            "final",
+            "--progress=plain",
+            "--no-cache",
+            "ctx/",
         ]);
         let Command::Build(b) = cli.command else {
             panic!("not build")
@@ -293,15 +309,27 @@ mod tests {
     #[test]
     fn run_keeps_the_command_and_its_flags_verbatim() {
         let cli = parse(&[
-            "run", "--rm", "-e", "K=V", "-w", "/tmp", "-u", "1000", "-v", "/h:/mnt", "app:1",
-            "sh", "-c", "echo -n hi",
+            "run",
+            "--rm",
+            "-e",
+            "K=V",
+            "-w",
+            "/tmp",
+            "-u",
+            "1000",
+            "-v",
+            "/h:/mnt",
+            "app:1",
+            "sh",
+            "-c",
+            "echo -n hi",
         ]);
         let Command::Run(r) = cli.command else {
             panic!("not run")
         };
         assert!(r.rm);
-        assert_eq!(r.image, "app:1");
-        assert_eq!(r.command, ["sh", "-c", "echo -n hi"]);
+        assert_eq!(r.image(), "app:1");
+        assert_eq!(r.command(), ["sh", "-c", "echo -n hi"]);
         assert_eq!(r.env, ["K=V"]);
         assert_eq!(r.user.as_deref(), Some("1000"));
     }
@@ -312,19 +340,32 @@ mod tests {
             panic!("not run")
         };
         assert!(r.interactive && r.tty);
+        assert!(r.command() == ["sh"]);
+    }
+
+    #[test]
+    fn everything_after_the_image_belongs_to_the_command() {
+        let Command::Run(r) = parse(&["run", "--rm", "img", "-x", "--rm", "-e"]).command else {
+            panic!("not run")
+        };
+        assert_eq!(r.image(), "img");
+        assert_eq!(r.command(), ["-x", "--rm", "-e"]);
+        let Command::Run(r) = parse(&["run", "img"]).command else {
+            panic!("not run")
+        };
+        assert!(r.command().is_empty());
     }
 
     #[test]
     fn global_options_may_follow_the_command() {
-        let cli = parse(&["images", "--root", "/tmp/s", "--insecure-registry", "reg:5000"]);
+        let cli = parse(&[
+            "images",
+            "--root",
+            "/tmp/s",
+            "--insecure-registry",
+            "reg:5000",
+        ]);
         assert_eq!(cli.global.root, Some(PathBuf::from("/tmp/s")));
         assert_eq!(cli.global.insecure_registries, ["reg:5000"]);
-    }
-
-    #[test]
-    fn print_ir_needs_no_mounts() {
-        assert!(!parse(&["build", "--print-ir", "."]).command.needs_mounts());
-        assert!(parse(&["build", "."]).command.needs_mounts());
-        assert!(!parse(&["images"]).command.needs_mounts());
     }
 }

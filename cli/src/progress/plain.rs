@@ -107,12 +107,18 @@ impl<W: Write> Plain<W> {
             return Ok(());
         };
         let complete: Vec<u8> = buf.drain(..=end).collect();
-        let elapsed = v.started.map_or(0.0, |s| at.duration_since(s).as_secs_f64());
+        let elapsed = v
+            .started
+            .map_or(0.0, |s| at.duration_since(s).as_secs_f64());
         let number = v.number;
         self.header(id)?;
         for line in complete[..complete.len() - 1].split(|&b| b == b'\n') {
             let line = String::from_utf8_lossy(line);
-            writeln!(self.out, "#{number} {elapsed:.3} {}", line.trim_end_matches('\r'))?;
+            writeln!(
+                self.out,
+                "#{number} {elapsed:.3} {}",
+                line.trim_end_matches('\r')
+            )?;
         }
         Ok(())
     }

@@ -8,9 +8,18 @@ fn an_unknown_instruction_names_the_file_line_and_column_and_suggests_a_fix() {
     let ctx = context("bad-syntax");
     let out = bake.run(&["build", "-t", "bad", ctx.path().to_str().unwrap()]);
     assert_eq!(out.code, 1, "{out}");
-    assert!(out.stderr.contains("Dockerfile:2:1"), "no file:line:col in:\n{out}");
-    assert!(out.stderr.contains("COPPY a /b"), "the source line is not shown:\n{out}");
-    assert!(out.stderr.contains("did you mean COPY"), "no suggestion in:\n{out}");
+    assert!(
+        out.stderr.contains("Dockerfile:2:1"),
+        "no file:line:col in:\n{out}"
+    );
+    assert!(
+        out.stderr.contains("COPPY a /b"),
+        "the source line is not shown:\n{out}"
+    );
+    assert!(
+        out.stderr.contains("did you mean COPY"),
+        "no suggestion in:\n{out}"
+    );
 }
 
 #[test]

@@ -11,7 +11,10 @@ use tempfile::TempDir;
 
 /// The repository root (for `testdata/`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A testdata case directory.
@@ -66,11 +69,6 @@ impl Bake {
                 .tempdir_in(scratch_dir())
                 .unwrap(),
         }
-    }
-
-    /// The store root.
-    pub fn root(&self) -> &Path {
-        self.root.path()
     }
 
     /// `bake ARGS…` with this store.
@@ -199,7 +197,10 @@ impl Registry {
             .arg(format!("docker://{reference}"))
             .status()
             .unwrap();
-        assert!(status.success(), "skopeo copy of the busybox fixture failed");
+        assert!(
+            status.success(),
+            "skopeo copy of the busybox fixture failed"
+        );
         reference
     }
 }
@@ -254,12 +255,18 @@ pub fn context(case: &str) -> TempDir {
 pub fn layer_steps(plain: &str) -> Vec<(String, String, bool)> {
     let mut steps = Vec::new();
     for line in plain.lines() {
-        let Some(rest) = line.strip_prefix('#') else { continue };
-        let Some((num, text)) = rest.split_once(' ') else { continue };
+        let Some(rest) = line.strip_prefix('#') else {
+            continue;
+        };
+        let Some((num, text)) = rest.split_once(' ') else {
+            continue;
+        };
         if !text.starts_with('[') {
             continue;
         }
-        let Some((_, instr)) = text.split_once("] ") else { continue };
+        let Some((_, instr)) = text.split_once("] ") else {
+            continue;
+        };
         let kw = instr.split_whitespace().next().unwrap_or("");
         if ["RUN", "COPY", "ADD"].contains(&kw) {
             let cached = plain
@@ -290,11 +297,24 @@ pub fn base_arg(base: &str) -> [String; 2] {
 
 /// Builds `case` (a testdata dir copied to a fresh context) tagged `tag`,
 /// with plain progress; returns the context and the command's output.
-pub fn build_case(bake: &Bake, case: &str, tag: &str, base: &str, extra: &[&str]) -> (TempDir, Output) {
+pub fn build_case(
+    bake: &Bake,
+    case: &str,
+    tag: &str,
+    base: &str,
+    extra: &[&str],
+) -> (TempDir, Output) {
     let ctx = context(case);
     let ctx_path = ctx.path().to_str().unwrap().to_string();
     let [a, b] = base_arg(base);
-    let mut args = vec!["build", "--progress=plain", "-t", tag, a.as_str(), b.as_str()];
+    let mut args = vec![
+        "build",
+        "--progress=plain",
+        "-t",
+        tag,
+        a.as_str(),
+        b.as_str(),
+    ];
     args.extend_from_slice(extra);
     args.push(&ctx_path);
     let out = bake.ok(&args);

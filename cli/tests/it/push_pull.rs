@@ -6,7 +6,9 @@ use crate::harness::{build_case, scratch_dir, setup, Bake};
 
 #[test]
 fn push_then_inspect_unpack_and_pull_into_a_fresh_store() {
-    let Some((reg, base, bake)) = setup() else { return };
+    let Some((reg, base, bake)) = setup() else {
+        return;
+    };
     let name = format!("{}/team/app:1", reg.addr);
     build_case(&bake, "two-stage", &name, &base, &[]);
     bake.ok(&["push", &name]);
@@ -17,9 +19,16 @@ fn push_then_inspect_unpack_and_pull_into_a_fresh_store() {
         .arg(format!("docker://{name}"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "skopeo inspect: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "skopeo inspect: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(config["config"]["Cmd"], serde_json::json!(["cat", "/app/result.txt"]));
+    assert_eq!(
+        config["config"]["Cmd"],
+        serde_json::json!(["cat", "/app/result.txt"])
+    );
     assert_eq!(config["os"], "linux");
 
     // umoci unpacks it and the file is there
@@ -39,10 +48,17 @@ fn push_then_inspect_unpack_and_pull_into_a_fresh_store() {
         .arg(&bundle)
         .output()
         .unwrap();
-    assert!(out.status.success(), "umoci unpack: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "umoci unpack: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let result = std::fs::read_to_string(bundle.join("rootfs/app/result.txt")).unwrap();
     assert_eq!(result, "built by RUN\nhello from the context\n");
-    assert!(bundle.join("rootfs/bin/busybox").is_file(), "base layer missing");
+    assert!(
+        bundle.join("rootfs/bin/busybox").is_file(),
+        "base layer missing"
+    );
 
     // a second push finds every blob in place
     let again = bake.ok(&["push", &name]);
@@ -54,14 +70,26 @@ fn push_then_inspect_unpack_and_pull_into_a_fresh_store() {
     // a fresh store pulls it and runs it
     let fresh = Bake::new();
     fresh.ok(&["pull", &name]);
-    assert_eq!(fresh.ok(&["run", "--rm", &name]).stdout, "built by RUN\nhello from the context\n");
+    assert_eq!(
+        fresh.ok(&["run", "--rm", &name]).stdout,
+        "built by RUN\nhello from the context\n"
+    );
 }
 
 #[test]
 fn pull_a_base_image_and_run_it() {
-    let Some((_reg, base, bake)) = setup() else { return };
+    let Some((_reg, base, bake)) = setup() else {
+        return;
+    };
     bake.ok(&["pull", &base]);
-    let out = bake.ok(&["run", "--rm", &base, "sh", "-c", "id -un; cat /etc/hostname"]);
+    let out = bake.ok(&[
+        "run",
+        "--rm",
+        &base,
+        "sh",
+        "-c",
+        "id -un; cat /etc/hostname",
+    ]);
     assert_eq!(out.stdout, "root\nbusybox\n");
     let images = bake.ok(&["images"]);
     assert!(images.stdout.contains("library/busybox"), "{images}");

@@ -1,0 +1,70 @@
+//! One module per command; each parses nothing itself (clap did) and turns
+//! its arguments into library calls and output.
+
+pub mod build;
+pub mod images;
+pub mod inspect;
+pub mod load;
+pub mod pull;
+pub mod push;
+pub mod rmi;
+pub mod run;
+pub mod save;
+pub mod tag;
+
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context, Result};
+use bake_store::layout::Store;
+use bake_store::oci::Digest;
+use bake_store::reference::Reference;
+use bake_store::registry::RegistryOptions;
+
+use crate::app::{Cli, Command, Global};
+
+/// Runs the command; `Ok` carries the status to exit with (the container's,
+/// for `bake run`).
+pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Build(a) => build::run(g, a)?,
+        Command::Images(a) => images::run(g, a)?,
+        Command::Run(a) => return run::run(g, a),
+        Command::Push(a) => push::run(g, a)?,
+        Command::Pull(a) => pull::run(g, a)?,
+        Command::Tag(a) => tag::run(g, a)?,
+        Command::Rmi(a) => rmi::run(g, a)?,
+        Command::Save(a) => save::run(g, a)?,
+        Command::Load(a) => load::run(g, a)?,
+        Command::Inspect(a) => inspect::run(g, a)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The store at `--root` / `BAKE_ROOT`, or the default location.
+pub fn open_store(global: &Global) -> Result<Store> {
+    let root = global.root.clone().unwrap_or_else(Store::default_root);
+    Store::open(&root).with_context(|| format!("opening the store at {}", root.display()))
+}
+
+/// How to reach registries, from the global flags.
+pub fn registry_options(global: &Global) -> RegistryOptions {
+    RegistryOptions {
+        insecure: global.insecure_registries.clone(),
+        ..RegistryOptions::default()
+    }
+}
+
+/// Parses an image reference, naming it in the error.
+pub fn parse_reference(name: &str) -> Result<Reference> {
+    name.parse::<Reference>()
+        .map_err(|e| anyhow!("invalid reference {name:?}: {e}"))
+}
+
+/// A local image by name, id or id prefix (Docker's "No such image" otherwise).
+pub fn resolve_local(store: &Store, name: &str) -> Result<Digest> {
+    store
+        .resolve(name)
+        .with_context(|| format!("looking up image {name}"))?
+        .ok_or_else(|| anyhow!("No such image: {name}"))
+}
