@@ -70,6 +70,9 @@ fn parse_params(s: &str) -> BTreeMap<String, String> {
         let mut value = String::new();
         if chars.peek() == Some(&'=') {
             chars.next();
+            while chars.peek().is_some_and(|c| *c == ' ' || *c == '\t') {
+                chars.next();
+            }
             if chars.peek() == Some(&'"') {
                 chars.next();
                 while let Some(c) = chars.next() {
@@ -318,7 +321,10 @@ mod tests {
         assert_eq!(normalize_host("https://index.docker.io/v1/"), "docker.io");
         assert_eq!(normalize_host("docker.io"), "docker.io");
         assert_eq!(normalize_host("http://localhost:5000"), "localhost:5000");
-        assert_eq!(helper_server_url("docker.io"), "https://index.docker.io/v1/");
+        assert_eq!(
+            helper_server_url("docker.io"),
+            "https://index.docker.io/v1/"
+        );
         assert_eq!(helper_server_url("ghcr.io"), "ghcr.io");
     }
 
@@ -375,7 +381,9 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode("a:b");
         std::fs::write(
             &path,
-            format!(r#"{{"credsStore":"bake-test-no-such-helper","auths":{{"h":{{"auth":"{b64}"}}}}}}"#),
+            format!(
+                r#"{{"credsStore":"bake-test-no-such-helper","auths":{{"h":{{"auth":"{b64}"}}}}}}"#
+            ),
         )
         .unwrap();
         assert_eq!(

@@ -16,12 +16,15 @@
 //! `transfer`.
 
 mod auth;
+mod blob;
 mod client;
+mod endpoint;
 mod platform;
 #[cfg(test)]
 pub(crate) mod test_registry;
 
-pub use client::{BlobReader, Client};
+pub use blob::BlobReader;
+pub use client::Client;
 pub use platform::{select_manifest, PlatformParseError, PlatformSpec};
 
 use crate::oci::Digest;
@@ -169,4 +172,14 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn errors_cross_threads() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<super::Error>();
+        send_sync::<super::Client>();
+    }
 }

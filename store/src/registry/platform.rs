@@ -196,7 +196,10 @@ mod tests {
 
     #[test]
     fn arm_defaults_to_v7_and_honours_an_explicit_variant() {
-        assert_eq!(pick("linux/arm").unwrap(), entry("linux", "arm", Some("v7")));
+        assert_eq!(
+            pick("linux/arm").unwrap(),
+            entry("linux", "arm", Some("v7"))
+        );
         assert_eq!(
             pick("linux/arm/v6").unwrap(),
             entry("linux", "arm", Some("v6"))
