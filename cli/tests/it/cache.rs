@@ -1,7 +1,7 @@
 //! The cache: a second identical build reruns nothing; a changed file reruns
 //! exactly what depends on it.
 
-use crate::harness::{build_case, layer_steps, setup, Bake};
+use crate::harness::{build_case, layer_steps, rebuild, setup};
 
 #[test]
 fn a_second_identical_build_reports_every_step_cached() {
@@ -16,15 +16,7 @@ fn a_second_identical_build_reports_every_step_cached() {
         "a cold build reported CACHED:\n{first}"
     );
 
-    let second = bake.ok(&[
-        "build",
-        "--progress=plain",
-        "-t",
-        "app:1",
-        "--build-arg",
-        &format!("BASE={base}"),
-        ctx.path().to_str().unwrap(),
-    ]);
+    let second = rebuild(&bake, &ctx, "app:1", &base);
     let steps = layer_steps(&second.stderr);
     assert!(
         steps.len() >= 4,
@@ -58,15 +50,7 @@ fn changing_a_context_file_reruns_its_copy_and_what_follows() {
     };
     let (ctx, _) = build_case(&bake, "two-stage", "app:1", &base, &[]);
     std::fs::write(ctx.path().join("greeting.txt"), "changed\n").unwrap();
-    let again = bake.ok(&[
-        "build",
-        "--progress=plain",
-        "-t",
-        "app:1",
-        "--build-arg",
-        &format!("BASE={base}"),
-        ctx.path().to_str().unwrap(),
-    ]);
+    let again = rebuild(&bake, &ctx, "app:1", &base);
     let steps = layer_steps(&again.stderr);
     let copy = steps
         .iter()
@@ -88,18 +72,7 @@ fn touching_a_file_without_changing_it_keeps_the_cache() {
     let body = std::fs::read(&f).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(&f, body).unwrap();
-    let again = Bake::ok(
-        &bake,
-        &[
-            "build",
-            "--progress=plain",
-            "-t",
-            "app:1",
-            "--build-arg",
-            &format!("BASE={base}"),
-            ctx.path().to_str().unwrap(),
-        ],
-    );
+    let again = rebuild(&bake, &ctx, "app:1", &base);
     for (num, instr, cached) in layer_steps(&again.stderr) {
         assert!(cached, "step #{num} {instr} reran after a touch:\n{again}");
     }
