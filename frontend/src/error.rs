@@ -141,20 +141,15 @@ pub struct Warning {
 }
 
 impl fmt::Display for Warning {
+    /// BuildKit's one-line form, as `docker build` prints it during a
+    /// build: `WARN: StageNameCasing: Stage name 'Build' should be
+    /// lowercase (line 1)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(
-                f,
-                "{}: warning: {} ({})",
-                self.file, self.message, self.code
-            )
-        } else {
-            write!(
-                f,
-                "{}:{}:{}: warning: {} ({})",
-                self.file, self.line, self.column, self.message, self.code
-            )
+        write!(f, "WARN: {}: {}", self.code, self.message)?;
+        if self.line != 0 {
+            write!(f, " (line {})", self.line)?;
         }
+        Ok(())
     }
 }
 

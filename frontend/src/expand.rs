@@ -26,6 +26,15 @@ pub enum ExpandError {
     /// `${a@x}` and other modifiers Docker does not have.
     #[error("unsupported modifier ({0}) in substitution")]
     UnsupportedModifier(char),
+    /// `${a#\d}`: in a pattern only `\*`, `\?`, `\\`, `\}` and `\/`
+    /// are escapes.
+    #[error("invalid pattern ({pattern}) in substitution: invalid escape '\\{escaped}'")]
+    InvalidPattern {
+        /// The pattern as written (escapes kept).
+        pattern: String,
+        /// The character after the backslash (empty at the end).
+        escaped: String,
+    },
     /// `${a:?message}` with `a` unset (or empty).
     #[error("{name}: {message}")]
     Required {
@@ -123,6 +132,18 @@ impl Sink {
         }
     }
 
+    /// One character subject to splitting on blanks (without the
+    /// allocation of a one-character string: this is the per-character path).
+    fn splittable_char(&mut self, c: char) {
+        match self {
+            Sink::Single(s) => s.push(c),
+            Sink::Split { .. } => {
+                let mut buf = [0u8; 4];
+                self.splittable(c.encode_utf8(&mut buf));
+            }
+        }
+    }
+
     /// Text subject to splitting on blanks.
     fn splittable(&mut self, text: &str) {
         match self {
@@ -178,6 +199,9 @@ struct Lexer<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     /// Heredoc bodies: quotes are not special.
     heredoc: bool,
+    /// Inside `${a#p}` / `${a/p/r}` patterns: escapes are kept, for the
+    /// pattern matcher to read (BuildKit's `rawEscapes`).
+    raw_escapes: bool,
 }
 
 impl<'a> Lexer<'a> {
@@ -193,6 +217,7 @@ impl<'a> Lexer<'a> {
             escape,
             env,
             heredoc,
+            raw_escapes: false,
         }
     }
 
@@ -235,6 +260,11 @@ impl<'a> Lexer<'a> {
                 _ if c == self.escape => {
                     self.pos += 1;
                     match self.peek() {
+                        Some(n) if self.raw_escapes => {
+                            sink.literal(c);
+                            sink.literal(n);
+                            self.pos += 1;
+                        }
                         Some(n) if self.heredoc && n != '$' && n != self.escape => {
                             sink.literal(c);
                         }
@@ -247,7 +277,7 @@ impl<'a> Lexer<'a> {
                     }
                 }
                 _ => {
-                    sink.splittable(&c.to_string());
+                    sink.splittable_char(c);
                     self.pos += 1;
                 }
             }
@@ -304,6 +334,14 @@ impl<'a> Lexer<'a> {
         let mut sink = Sink::single();
         self.run(stops, &mut sink)?;
         Ok(sink.into_single())
+    }
+
+    /// A pattern inside `${…}`, escapes kept, tokenised.
+    fn pattern(&mut self, stops: &[char]) -> Result<Vec<Tok>, ExpandError> {
+        let outer = std::mem::replace(&mut self.raw_escapes, true);
+        let text = self.sub_word(stops);
+        self.raw_escapes = outer;
+        tokens(&text?)
     }
 
     fn lookup(&self, name: &str) -> Option<String> {
@@ -369,7 +407,7 @@ impl<'a> Lexer<'a> {
                 if longest {
                     self.pos += 1;
                 }
-                let pattern = self.sub_word(&['}'])?;
+                let pattern = self.pattern(&['}'])?;
                 let v = value.unwrap_or_default();
                 if c == '#' {
                     remove_prefix(&v, &pattern, longest)
@@ -382,7 +420,7 @@ impl<'a> Lexer<'a> {
                 if all {
                     self.pos += 1;
                 }
-                let pattern = self.sub_word(&['/', '}'])?;
+                let pattern = self.pattern(&['/', '}'])?;
                 let replacement = if self.peek() == Some('/') {
                     self.pos += 1;
                     self.sub_word(&['}'])?
@@ -428,18 +466,58 @@ impl<'a> Lexer<'a> {
     }
 }
 
+/// One element of a `${a#p}` pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tok {
+    /// `*`: any run of characters.
+    Star,
+    /// `?`: one character.
+    Any,
+    /// A character matched as itself (`\*` is a literal star).
+    Lit(char),
+}
+
+/// A pattern as BuildKit reads it: `*` and `?` are wildcards; `\*`, `\?`
+/// and `\\` are those characters; `\}` and `\/` are `}` and `/`; any
+/// other backslash is an error.
+fn tokens(pattern: &str) -> Result<Vec<Tok>, ExpandError> {
+    let mut out = Vec::new();
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(match c {
+            '*' => Tok::Star,
+            '?' => Tok::Any,
+            '\\' => match chars.next() {
+                Some(n @ ('*' | '?' | '\\' | '}' | '/')) => Tok::Lit(n),
+                other => {
+                    return Err(ExpandError::InvalidPattern {
+                        pattern: pattern.to_string(),
+                        escaped: other.map(String::from).unwrap_or_default(),
+                    })
+                }
+            },
+            c => Tok::Lit(c),
+        });
+    }
+    Ok(out)
+}
+
 /// Shell glob match of the whole of `s` against `p` (`*`, `?`). Iterative
 /// with one backtrack point, so many `*`s cannot make it exponential.
-fn glob(p: &[char], s: &[char]) -> bool {
+fn glob(p: &[Tok], s: &[char]) -> bool {
     let (mut pi, mut si) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while si < s.len() {
         match p.get(pi) {
-            Some('*') => {
+            Some(Tok::Star) => {
                 star = Some((pi, si));
                 pi += 1;
             }
-            Some(&c) if c == '?' || c == s[si] => {
+            Some(Tok::Any) => {
+                pi += 1;
+                si += 1;
+            }
+            Some(&Tok::Lit(c)) if c == s[si] => {
                 pi += 1;
                 si += 1;
             }
@@ -453,40 +531,37 @@ fn glob(p: &[char], s: &[char]) -> bool {
             },
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p[pi..].iter().all(|&t| t == Tok::Star)
 }
 
-fn remove_prefix(value: &str, pattern: &str, longest: bool) -> String {
+fn remove_prefix(value: &str, p: &[Tok], longest: bool) -> String {
     let v: Vec<char> = value.chars().collect();
-    let p: Vec<char> = pattern.chars().collect();
     let mut ends: Box<dyn Iterator<Item = usize>> = if longest {
         Box::new((0..=v.len()).rev())
     } else {
         Box::new(0..=v.len())
     };
-    match ends.find(|&i| glob(&p, &v[..i])) {
+    match ends.find(|&i| glob(p, &v[..i])) {
         Some(i) => v[i..].iter().collect(),
         None => value.to_string(),
     }
 }
 
-fn remove_suffix(value: &str, pattern: &str, longest: bool) -> String {
+fn remove_suffix(value: &str, p: &[Tok], longest: bool) -> String {
     let v: Vec<char> = value.chars().collect();
-    let p: Vec<char> = pattern.chars().collect();
     let mut starts: Box<dyn Iterator<Item = usize>> = if longest {
         Box::new(0..=v.len())
     } else {
         Box::new((0..=v.len()).rev())
     };
-    match starts.find(|&i| glob(&p, &v[i..])) {
+    match starts.find(|&i| glob(p, &v[i..])) {
         Some(i) => v[..i].iter().collect(),
         None => value.to_string(),
     }
 }
 
-fn replace(value: &str, pattern: &str, replacement: &str, all: bool) -> String {
+fn replace(value: &str, p: &[Tok], replacement: &str, all: bool) -> String {
     let v: Vec<char> = value.chars().collect();
-    let p: Vec<char> = pattern.chars().collect();
     if p.is_empty() {
         return value.to_string();
     }
@@ -496,7 +571,7 @@ fn replace(value: &str, pattern: &str, replacement: &str, all: bool) -> String {
     while i < v.len() {
         if !replaced || all {
             // Longest match starting here.
-            if let Some(end) = (i + 1..=v.len()).rev().find(|&e| glob(&p, &v[i..e])) {
+            if let Some(end) = (i + 1..=v.len()).rev().find(|&e| glob(p, &v[i..e])) {
                 out.push_str(replacement);
                 i = end;
                 replaced = true;

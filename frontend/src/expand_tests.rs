@@ -152,3 +152,35 @@ fn heredoc_bodies() {
         assert_eq!(heredoc(input, '\\', &env).as_deref(), Ok(*want), "{input}");
     }
 }
+
+/// Regression: `\*` in a `${a#p}` pattern is a literal star, not a
+/// wildcard (BuildKit keeps escapes raw in patterns).
+#[test]
+fn escaped_glob_characters_in_patterns_are_literal() {
+    let lookup = |n: &str| match n {
+        "STARS" => Some("a*b*c".to_string()),
+        "Q" => Some("what?now".to_string()),
+        "BS" => Some(r"a\b".to_string()),
+        _ => None,
+    };
+    let cases: &[(&str, &str)] = &[
+        (r"${STARS#*\*}", "b*c"),
+        (r"${STARS##*\*}", "c"),
+        (r"${STARS%\**}", "a*b"),
+        (r"${STARS#\*}", "a*b*c"),
+        (r"${STARS/\*/-}", "a-b*c"),
+        (r"${STARS//\*/-}", "a-b-c"),
+        (r"${Q#*\?}", "now"),
+        (r"${Q#what?}", "now"),
+        (r"${BS#a\\}", "b"),
+        (r"${STARS#a\}}", "a*b*c"),
+    ];
+    for (text, want) in cases {
+        assert_eq!(word(text, '\\', &lookup).unwrap(), *want, "{text}");
+    }
+    let e = word(r"${STARS#\d}", '\\', &lookup).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r"invalid pattern (\d) in substitution: invalid escape '\d'"
+    );
+}

@@ -48,6 +48,22 @@ fn unquote(value: &str) -> String {
 /// Splits an instruction line. Never fails for a line that starts with a
 /// non-blank character (which the pre-pass guarantees).
 pub(crate) fn line(text: &str) -> Option<Line> {
+    // Most lines have no flags: then the grammar would only find the
+    // keyword, so split it off by hand and keep the parser for flags.
+    let lead = text.len() - text.trim_start_matches([' ', '\t']).len();
+    let kw_len = text[lead..].find([' ', '\t']).unwrap_or(text.len() - lead);
+    let after = &text[lead + kw_len..];
+    let rest_start = text.len() - after.trim_start_matches([' ', '\t']).len();
+    if kw_len > 0 && !text[rest_start..].starts_with("--") {
+        let trimmed = text[rest_start..].trim_end();
+        return Some(Line {
+            keyword: text[lead..lead + kw_len].to_string(),
+            keyword_range: lead..lead + kw_len,
+            flags: Vec::new(),
+            rest: trimmed.to_string(),
+            rest_range: rest_start..rest_start + trimmed.len(),
+        });
+    }
     let pair = DockerfileParser::parse(Rule::instruction, text)
         .ok()?
         .next()?;
@@ -58,6 +74,11 @@ pub(crate) fn line(text: &str) -> Option<Line> {
         rest: String::new(),
         rest_range: text.len()..text.len(),
     };
+    let rest_start = pair.as_span().end();
+    let raw = &text[rest_start..];
+    let trimmed = raw.trim_end();
+    out.rest = trimmed.to_string();
+    out.rest_range = rest_start..rest_start + trimmed.len();
     for p in pair.into_inner() {
         let span = p.as_span();
         match p.as_rule() {
@@ -81,12 +102,6 @@ pub(crate) fn line(text: &str) -> Option<Line> {
                     range: span.start()..span.end(),
                 });
             }
-            Rule::rest => {
-                let raw = p.as_str();
-                let trimmed = raw.trim_end();
-                out.rest = trimmed.to_string();
-                out.rest_range = span.start()..span.start() + trimmed.len();
-            }
             _ => {}
         }
     }
@@ -105,36 +120,64 @@ pub(crate) fn json_array(text: &str) -> Option<Vec<String>> {
         .collect()
 }
 
-/// Words split on blanks outside quotes, quotes and escapes kept.
+/// Words split on blanks outside quotes, quotes and escapes kept (ENV,
+/// LABEL, ARG). A quote that is never closed runs to the end of the line;
+/// the escape character escapes the next character, also inside double
+/// quotes, never inside single quotes. Hand-written (it was a pest rule):
+/// it runs on every ENV/LABEL/ARG, and a per-character parser made it the
+/// slowest part of parsing.
 pub(crate) fn escaped_words(text: &str, escape: char) -> Vec<Range<usize>> {
-    let mut input = String::with_capacity(text.len() + 1);
-    input.push(escape);
-    input.push_str(text);
-    let shift = escape.len_utf8();
-    let Ok(mut pairs) = DockerfileParser::parse(Rule::escaped_words, &input) else {
-        return Vec::new();
-    };
-    let Some(top) = pairs.next() else {
-        return Vec::new();
-    };
-    top.into_inner()
-        .filter(|p| p.as_rule() == Rule::word)
-        .map(|p| p.as_span().start() - shift..p.as_span().end() - shift)
-        .collect()
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut quote: Option<char> = None;
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if quote.is_none() && (c == ' ' || c == '\t') {
+            if let Some(s) = start.take() {
+                out.push(s..i);
+            }
+            continue;
+        }
+        start.get_or_insert(i);
+        match quote {
+            Some('\'') if c == '\'' => quote = None,
+            Some('\'') => {}
+            _ if c == escape => {
+                // An escape at the very end is an ordinary character.
+                chars.next();
+            }
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push(s..text.len());
+    }
+    out
 }
 
 /// Words split on blanks only.
 pub(crate) fn plain_words(text: &str) -> Vec<Range<usize>> {
-    let Ok(mut pairs) = DockerfileParser::parse(Rule::plain_words, text) else {
-        return Vec::new();
-    };
-    let Some(top) = pairs.next() else {
-        return Vec::new();
-    };
-    top.into_inner()
-        .filter(|p| p.as_rule() == Rule::plain_word)
-        .map(|p| p.as_span().start()..p.as_span().end())
-        .collect()
+    // Blanks only, no quotes: a split, not a grammar (and the hottest
+    // call of lowering, so not worth a parser's per-character cost).
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match (c == ' ' || c == '\t', start) {
+            (true, Some(s)) => {
+                out.push(s..i);
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push(s..text.len());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -194,5 +237,41 @@ mod tests {
         let text = "a  \"b c\"";
         let got: Vec<_> = plain_words(text).into_iter().map(|r| &text[r]).collect();
         assert_eq!(got, ["a", "\"b", "c\""]);
+    }
+
+    /// Regression cases for the hand-written splitters that replaced the
+    /// slow per-character grammar rules (same results as the rules gave).
+    #[test]
+    fn hand_written_splitters_keep_the_grammar_semantics() {
+        let cases: &[(&str, char, &[&str])] = &[
+            (r#"a="x \" y" b"#, '\\', &[r#"a="x \" y""#, "b"]),
+            ("a=x\\", '\\', &["a=x\\"]),
+            ("\ta\t\tb ", '\\', &["a", "b"]),
+            ("k='open", '\\', &["k='open"]),
+            ("é=ü ö", '\\', &["é=ü", "ö"]),
+        ];
+        for (text, esc, want) in cases {
+            assert_eq!(words(text, *esc), *want, "{text:?}");
+        }
+        // single quotes: no escapes inside, blanks kept
+        assert_eq!(words(r"a='x \' b", '\\'), [r"a='x \'", "b"]);
+        let text = "\ta\tb  c ";
+        let got: Vec<_> = plain_words(text).into_iter().map(|r| &text[r]).collect();
+        assert_eq!(got, ["a", "b", "c"]);
+        // the no-flag fast path and the grammar agree on keyword and rest
+        for text in [
+            "RUN echo hi  ",
+            "  copy a b",
+            "FROM\tx AS y",
+            "CMD",
+            "RUN -x",
+        ] {
+            let fast = line(text).unwrap();
+            assert!(fast.flags.is_empty(), "{text}");
+            assert_eq!(&text[fast.keyword_range.clone()], fast.keyword, "{text}");
+            assert_eq!(&text[fast.rest_range.clone()], fast.rest, "{text}");
+        }
+        let l = line("RUN\t--network=none  echo").unwrap();
+        assert_eq!((l.flags.len(), l.rest.as_str()), (1, "echo"));
     }
 }

@@ -21,6 +21,7 @@ pub mod expand;
 mod flags;
 mod grammar;
 mod heredoc;
+pub mod lint;
 mod logical_lines;
 mod lower;
 mod parser;

@@ -23,6 +23,9 @@ pub(crate) struct LogicalLine {
     pub segments: Vec<(usize, usize)>,
     /// Heredoc bodies opened by this line, in order.
     pub heredocs: Vec<Heredoc>,
+    /// 1-based number and source offset of the physical line the
+    /// instruction starts on: positions without rescanning the source.
+    pub first_line: (usize, usize),
     /// Source offset just past the instruction (including heredoc bodies).
     pub end: usize,
 }
@@ -114,6 +117,7 @@ pub(crate) fn split(
             text: String::new(),
             segments: Vec::new(),
             heredocs: Vec::new(),
+            first_line: (i, first.start),
             end: first.start + first.content.len(),
         };
         let mut piece = trimmed;
@@ -151,8 +155,7 @@ pub(crate) fn split(
             warnings.push(src.warning(
                 "NoEmptyContinuation",
                 Some(first.start + lead),
-                "empty continuation line (empty continuation lines will become errors in a future release)"
-                    .to_string(),
+                "Empty continuation line".to_string(),
             ));
         }
         if takes_heredocs(&line.text) {

@@ -39,7 +39,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
 ];
 
 /// Edit distance, for did-you-mean suggestions.
-fn distance(a: &str, b: &str) -> usize {
+pub(crate) fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -322,6 +322,7 @@ fn sub_line(line: &LogicalLine, start: usize, end: usize) -> LogicalLine {
         }
     }
     LogicalLine {
+        first_line: line.first_line,
         text: line.text[start..end].to_string(),
         segments,
         heredocs: Vec::new(),
@@ -430,7 +431,15 @@ pub(crate) fn instruction(
         "ONBUILD" => Kind::Onbuild(ctx.onbuild()?),
         _ => unreachable!("keyword list checked above"),
     };
-    let (line_no, column) = src.position(keyword_span.start);
+    // The keyword is on the line's first physical line (unless it is an
+    // ONBUILD trigger after a continuation): count from that line's start
+    // instead of from the top of the file, which made parsing quadratic.
+    let (first_no, first_start) = line.first_line;
+    let before = src.text.get(first_start..keyword_span.start);
+    let (line_no, column) = match before {
+        Some(b) if first_no > 0 && !b.contains('\n') => (first_no, b.chars().count() + 1),
+        _ => src.position(keyword_span.start),
+    };
     Ok(Instruction {
         keyword: g.keyword,
         text: line.text.trim_end().to_string(),

@@ -153,12 +153,13 @@ impl Lowerer<'_> {
             Kind::Expose(words) => {
                 let mut keys = Vec::new();
                 for w in words {
-                    let parts =
-                        expand::words(&w.text, self.df.directives.escape, &|n| st.lookup(n))
-                            .map_err(|e| {
-                                self.src
-                                    .error(ErrorKind::Expansion, w.span.clone(), e.to_string())
-                            })?;
+                    let parts = expand::words(&w.text, self.df.directives.escape, &|n| {
+                        self.lookup_var(st, n, w.span.start)
+                    })
+                    .map_err(|e| {
+                        self.src
+                            .error(ErrorKind::Expansion, w.span.clone(), e.to_string())
+                    })?;
                     for p in parts {
                         let k = port_keys(&p).map_err(|m| {
                             self.src.error(ErrorKind::InvalidValue, w.span.clone(), m)
@@ -207,12 +208,14 @@ impl Lowerer<'_> {
                 format!("STOPSIGNAL {sig}")
             }
             Kind::Cmd(c) => {
+                self.json_args_recommended(st, ins, c);
                 let args = argv(&st.shell, c);
                 st.cc().cmd = Some(args.clone());
                 st.cmd_set = true;
                 format!("CMD {}", go_list(&args))
             }
             Kind::Entrypoint(c) => {
+                self.json_args_recommended(st, ins, c);
                 let args = argv(&st.shell, c);
                 let cmd_set = st.cmd_set;
                 let cc = st.cc();
@@ -263,6 +266,25 @@ impl Lowerer<'_> {
         };
         st.history(created_by, true);
         Ok(())
+    }
+
+    /// JSONArgsRecommended: a shell-form CMD/ENTRYPOINT while the image has
+    /// no SHELL of its own (BuildKit's condition: with an explicit SHELL the
+    /// shell form is a deliberate choice).
+    fn json_args_recommended(&mut self, st: &Stage, ins: &Instruction, c: &Command) {
+        let has_shell = st
+            .config
+            .config
+            .as_ref()
+            .is_some_and(|c| !c.shell.is_empty());
+        if matches!(c, Command::Shell(_)) && !has_shell {
+            let keyword = ins.kind.keyword();
+            self.warnings.push(self.src.warning(
+                "JSONArgsRecommended",
+                Some(ins.span.start),
+                format!("JSON arguments recommended for {keyword} to prevent unintended behavior related to OS signals"),
+            ));
+        }
     }
 
     fn healthcheck(&self, st: &mut Stage, h: &ast::Healthcheck) -> Result<String, Error> {

@@ -214,11 +214,12 @@ impl Lowerer<'_> {
         } else {
             dest.to_string()
         };
+        // An inline file is created 0644; a symbolic --chmod applies to
+        // that, here, so the IR's Mkfile keeps a plain mode.
         let mode = match mode {
             Some(Chmod::Octal(m)) => *m,
-            // A symbolic mode applies to the default file mode; the solver
-            // only gets octal modes for inline files, so start from 0644.
-            _ => 0o644,
+            Some(Chmod::Symbolic(s)) => super::chmod::symbolic_mode(s, 0o644),
+            None => 0o644,
         };
         Ok(vec![
             FileAction::Mkdir {
@@ -234,6 +235,29 @@ impl Lowerer<'_> {
                 owner: owner.clone(),
             },
         ])
+    }
+
+    /// CopyIgnoredFile (experimental in BuildKit): a context source that
+    /// `.dockerignore` excludes, so the copy will not find it.
+    fn copy_ignored_file(&mut self, keyword: &str, sources: &[(String, Span)]) {
+        if self.opts.dockerignore.is_empty() {
+            return;
+        }
+        let Ok(matcher) = bake_solver::dockerignore::Matcher::new(&self.opts.dockerignore) else {
+            return;
+        };
+        for (src, span) in sources {
+            let path = bake_solver::dockerignore::clean(src);
+            if matcher.is_excluded(&path) {
+                self.warnings.push(self.src.warning(
+                    "CopyIgnoredFile",
+                    Some(span.start),
+                    format!(
+                        "Attempting to {keyword} file {src:?} that is excluded by .dockerignore"
+                    ),
+                ));
+            }
+        }
     }
 
     fn root(&mut self, st: &Stage) -> VertexId {
@@ -270,7 +294,10 @@ impl Lowerer<'_> {
         if !p.sources.is_empty() {
             let source = match self.flag_value(st, &c.from)? {
                 Some((from, span)) => self.named_source(st.index, &from, span, &st.platform)?,
-                None => self.context(),
+                None => {
+                    self.copy_ignored_file("COPY", &p.sources);
+                    self.context()
+                }
             };
             inputs.push(source);
             actions.push(FileAction::Copy(ir::Copy {
@@ -378,6 +405,13 @@ impl Lowerer<'_> {
             }
         }
         if !local.is_empty() {
+            let local_sources: Vec<(String, Span)> = p
+                .sources
+                .iter()
+                .filter(|(s, _)| local.contains(s))
+                .cloned()
+                .collect();
+            self.copy_ignored_file("ADD", &local_sources);
             let ctx = self.context();
             inputs.push(ctx);
             actions.push(copy(

@@ -8,6 +8,7 @@
 //! graph topologically sorted.
 
 mod args;
+mod chmod;
 mod config;
 mod copy;
 mod path;
@@ -24,6 +25,7 @@ use bake_solver::ir::{
 use crate::ast::{self, Dockerfile, Instruction, Kind};
 use crate::error::{Error, ErrorKind, Source, Span, Warning};
 
+pub(crate) use args::platform_args;
 use args::PREDEFINED_ARGS;
 use args::{ArgValue, MetaArgs};
 use stage::StageDecl;
@@ -102,6 +104,7 @@ pub fn lower(
         file: &df.file,
         text: &df.source,
     };
+    let checks = crate::lint::config(df, opts)?;
     let mut lowerer = Lowerer::new(df, src, opts, resolver)?;
     let target = lowerer.target_stage()?;
     let result = lowerer.stage(target, None)?;
@@ -110,8 +113,10 @@ pub fn lower(
         None => lowerer.scratch(),
     };
     lowerer.unused_build_args();
-    let mut warnings = df.warnings.clone();
+    let mut warnings = crate::lint::check(df, opts);
     warnings.append(&mut lowerer.warnings);
+    warnings.append(&mut lowerer.lints.borrow_mut());
+    let warnings = crate::lint::select(&checks, warnings);
     Ok((
         Definition {
             graph: lowerer.graph,
@@ -146,6 +151,9 @@ pub(crate) struct Lowerer<'a> {
     scratch: Option<VertexId>,
     images: BTreeMap<(String, String), (VertexId, ResolvedImage)>,
     pub warnings: Vec<Warning>,
+    /// Lint warnings found while expanding (`UndefinedVar`), which happens
+    /// behind shared references.
+    pub lints: std::cell::RefCell<Vec<Warning>>,
     /// Build args some ARG declared (for the unused-build-arg warning).
     pub consumed: BTreeSet<String>,
 }
@@ -171,10 +179,10 @@ impl<'a> Lowerer<'a> {
             scratch: None,
             images: BTreeMap::new(),
             warnings: Vec::new(),
+            lints: std::cell::RefCell::new(Vec::new()),
             consumed: BTreeSet::new(),
         };
         lowerer.split_stages()?;
-        lowerer.lint();
         Ok(lowerer)
     }
 
@@ -461,7 +469,10 @@ impl<'a> Lowerer<'a> {
 
     fn unused_build_args(&mut self) {
         for name in self.opts.build_args.keys() {
-            if self.consumed.contains(name) || PREDEFINED_ARGS.contains(&name.as_str()) {
+            if self.consumed.contains(name)
+                || PREDEFINED_ARGS.contains(&name.as_str())
+                || name == crate::lint::CHECK_BUILD_ARG
+            {
                 continue;
             }
             self.warnings.push(self.src.warning(
@@ -469,38 +480,6 @@ impl<'a> Lowerer<'a> {
                 None,
                 format!("build-arg \"{name}\" was not consumed by any ARG"),
             ));
-        }
-    }
-
-    /// BuildKit's cheap lint rules.
-    fn lint(&mut self) {
-        for ins in &self.df.instructions {
-            let w = match &ins.kind {
-                Kind::From(ast::From {
-                    alias: Some(a), ..
-                }) if a.text.chars().any(|c| c.is_ascii_uppercase()) => Some((
-                    "StageNameCasing",
-                    format!("Stage name '{}' should be lowercase", a.text),
-                )),
-                Kind::Maintainer(_) => Some((
-                    "MaintainerDeprecated",
-                    "Maintainer instruction is deprecated in favor of using label".to_string(),
-                )),
-                Kind::Cmd(ast::Command::Shell(_)) | Kind::Entrypoint(ast::Command::Shell(_)) => {
-                    Some((
-                        "JSONArgsRecommended",
-                        format!(
-                            "JSON arguments recommended for {} to prevent unintended behavior related to OS signals",
-                            ins.kind.keyword()
-                        ),
-                    ))
-                }
-                _ => None,
-            };
-            if let Some((code, message)) = w {
-                self.warnings
-                    .push(self.src.warning(code, Some(ins.span.start), message));
-            }
         }
     }
 }

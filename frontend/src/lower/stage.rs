@@ -186,10 +186,46 @@ fn parse_platform(value: &str) -> Option<Platform> {
 impl Lowerer<'_> {
     /// Expands `text` in the stage's scope; errors point at `span`.
     pub fn expand(&self, st: &Stage, text: &str, span: &Span) -> Result<String, Error> {
-        expand::word(text, self.df.directives.escape, &|n| st.lookup(n)).map_err(|e| {
+        expand::word(text, self.df.directives.escape, &|n| {
+            self.lookup_var(st, n, span.start)
+        })
+        .map_err(|e| {
             self.src
                 .error(ErrorKind::Expansion, span.clone(), e.to_string())
         })
+    }
+
+    /// The value of `name` in the stage's scope; a name that is neither
+    /// set nor declared is reported as BuildKit's `UndefinedVar` (once per
+    /// line), with a close name as a suggestion.
+    pub fn lookup_var(&self, st: &Stage, name: &str, at: usize) -> Option<String> {
+        let value = st.lookup(name);
+        let declared = st.args.iter().any(|(n, _)| n == name);
+        // BuildKit never reports these: they are not environment variables.
+        let special = name == "SOURCE_DATE_EPOCH" || name.starts_with("BUILDKIT_");
+        if value.is_none() && !declared && !special {
+            let env = st.config.config.as_ref().map(|c| &c.env);
+            let env_keys = env
+                .into_iter()
+                .flatten()
+                .map(|kv| kv.split_once('=').map_or(kv.as_str(), |(k, _)| k));
+            let options: Vec<&str> = env_keys
+                .chain(st.args.iter().map(|(n, _)| n.as_str()))
+                .collect();
+            let mut message = format!("Usage of undefined variable '${name}'");
+            if let Some(s) = crate::lint::suggest(name, options.into_iter()) {
+                message.push_str(&format!(" (did you mean ${s}?)"));
+            }
+            let w = self.src.warning("UndefinedVar", Some(at), message);
+            let mut lints = self.lints.borrow_mut();
+            if !lints
+                .iter()
+                .any(|o| o.line == w.line && o.message == w.message)
+            {
+                lints.push(w);
+            }
+        }
+        value
     }
 
     /// Expands with the global (FROM-line) scope.

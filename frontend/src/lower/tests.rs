@@ -665,14 +665,14 @@ fn warnings() {
     assert_eq!(
         codes,
         [
-            "NoEmptyContinuation",
+            "UnusedBuildArg",
             "StageNameCasing",
+            "NoEmptyContinuation",
             "JSONArgsRecommended",
-            "UnusedBuildArg"
         ]
     );
-    assert!(w[3].message.contains("UNUSED"));
-    assert_eq!((w[0].line, w[1].line), (3, 1));
+    assert!(w[0].message.contains("UNUSED"));
+    assert_eq!((w[1].line, w[2].line), (1, 3));
 }
 
 #[test]
