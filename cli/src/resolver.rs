@@ -15,6 +15,8 @@ pub struct StoreResolver<'a> {
     store: &'a Store,
     options: RegistryOptions,
     progress: &'a Progress,
+    /// `--pull`: ask the registry even for a reference tagged locally.
+    pull: bool,
 }
 
 impl<'a> StoreResolver<'a> {
@@ -24,12 +26,22 @@ impl<'a> StoreResolver<'a> {
             store,
             options,
             progress,
+            pull: false,
         }
+    }
+
+    /// `--pull`: re-resolve every base image from its registry.
+    pub fn pull(self, pull: bool) -> Self {
+        StoreResolver { pull, ..self }
     }
 
     fn resolve_inner(&self, name: &str, platform: &Platform) -> anyhow::Result<ResolvedImage> {
         let reference = crate::commands::parse_reference(name)?;
-        let id = match self.store.resolve(&reference.to_string())? {
+        let local = match self.pull {
+            true => None,
+            false => self.store.resolve(&reference.to_string())?,
+        };
+        let id = match local {
             Some(id) => id,
             None => {
                 let step = self

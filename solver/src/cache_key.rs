@@ -2,7 +2,7 @@
 //! keys.
 //!
 //! An image's content key is its image id, scratch's a constant, an exec or
-//! file vertex's its own cache key; a local source has no key of its own:
+//! file vertex's the chain id of its result ([`layers`]); a local source has no key of its own:
 //! the consuming vertex hashes exactly the files it reads
 //! ([`crate::context_hash`]) and uses that instead.
 
@@ -38,6 +38,15 @@ pub fn image(id: &Digest) -> Key {
 /// consumers hash what they read).
 pub fn local(name: &str) -> Key {
     Key::of(format!("bake.local.v1\0{name}").as_bytes())
+}
+
+/// The content key of a filesystem made by a vertex: its top chain id,
+/// which covers every layer below.
+pub fn layers(chain: &[bake_store::Layer]) -> Key {
+    match chain.last() {
+        Some(top) => Key::of(format!("bake.layers.v1\0{}", top.chain_id.0).as_bytes()),
+        None => scratch(),
+    }
 }
 
 /// Combines several keys (e.g. several COPYs reading one context) into one.

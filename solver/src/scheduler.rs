@@ -47,6 +47,15 @@ pub trait Task: Sync {
     /// When the key cannot be computed (e.g. a source file is missing).
     fn cache_key(&self, inputs: &[Input<'_, Self::Output>]) -> Result<Key, Self::Error>;
 
+    /// The key dependents see for a result (run or cached). By default the
+    /// cache key; a task whose results are content-addressed returns a key
+    /// of the result itself, so that a task that ran again
+    /// (`--no-cache-filter`) makes its dependents rerun exactly when its
+    /// result changed.
+    fn output_key(&self, key: &Key, _output: &Self::Output) -> Key {
+        *key
+    }
+
     /// Does the work.
     ///
     /// # Errors
@@ -232,6 +241,7 @@ fn execute<T: Task, C: Cache<T::Output, T::Error>>(
     if node.task.cacheable() {
         if let Some(hit) = cache.get(&key)? {
             observe(job.node, Progress::Cached);
+            let key = node.task.output_key(&key, &hit);
             return Ok((key, Arc::new(hit)));
         }
     }
@@ -241,6 +251,7 @@ fn execute<T: Task, C: Cache<T::Output, T::Error>>(
     if node.task.cacheable() {
         cache.put(&key, &out)?;
     }
+    let key = node.task.output_key(&key, &out);
     observe(
         job.node,
         Progress::Done {

@@ -1,7 +1,7 @@
 //! The [`Solver`]: adapts the store and the runner to the generic
 //! scheduler.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bake_store::{CacheRecord, ChainId, Layer, Store};
 
@@ -14,7 +14,7 @@ use crate::event::Event;
 use crate::ir::{
     self, Copy, Definition, FileAction, Graph, LocalDirs, MountKind, Op, Source, VertexId,
 };
-use crate::ops::{self, exec, file, select, source, Value};
+use crate::ops::{self, exec, file, http, select, source, Value};
 use crate::scheduler::{self, Cache, Input, Node, Progress, Settings, Task};
 
 /// How a solve runs.
@@ -26,6 +26,9 @@ pub struct SolveOptions {
     pub no_cache: bool,
     /// `SOURCE_DATE_EPOCH`: clamps layer timestamps.
     pub source_date_epoch: Option<i64>,
+    /// `--secret` and `--ssh`: what `RUN --mount=type=secret|ssh` may use.
+    /// Never part of a cache key.
+    pub secrets: ops::secrets::Secrets,
 }
 
 impl Default for SolveOptions {
@@ -34,6 +37,7 @@ impl Default for SolveOptions {
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             no_cache: false,
             source_date_epoch: None,
+            secrets: ops::secrets::Secrets::default(),
         }
     }
 }
@@ -98,6 +102,7 @@ impl Solver {
                     locals,
                     stat_cache: &stat_cache,
                     events,
+                    remote: OnceLock::new(),
                 },
                 inputs: v.inputs.iter().map(|x| x.0).collect(),
             })
@@ -137,7 +142,7 @@ impl Solver {
             Value::Layers(layers) => Ok(Solved {
                 layers: layers.clone(),
             }),
-            Value::Dir(_) => Err(Error::InvalidDefinition(
+            Value::Dir(_) | Value::Remote(_) => Err(Error::InvalidDefinition(
                 "the target is a local directory, not a filesystem".into(),
             )),
         }
@@ -189,11 +194,28 @@ struct VertexTask<'a> {
     locals: &'a LocalDirs,
     stat_cache: &'a StatCache,
     events: &'a (dyn Fn(Event) + Sync),
+    /// An `Http` source's download, made by `cache_key` and handed out by
+    /// `run`.
+    remote: OnceLock<Arc<http::Remote>>,
 }
 
 impl VertexTask<'_> {
     fn vertex(&self) -> &ir::Vertex {
         self.graph.get(self.id)
+    }
+
+    /// The download of this `Http` source vertex.
+    fn remote(
+        &self,
+        url: &str,
+        filename: &str,
+        checksum: Option<&str>,
+    ) -> Result<Arc<http::Remote>, ops::Error> {
+        if let Some(r) = self.remote.get() {
+            return Ok(Arc::clone(r));
+        }
+        let r = http::Remote::new(Arc::clone(&self.solver.store), url, filename, checksum)?;
+        Ok(Arc::clone(self.remote.get_or_init(|| Arc::new(r))))
     }
 
     /// `.dockerignore` patterns of input `i`, if it is a local source.
@@ -288,15 +310,39 @@ impl Task for VertexTask<'_> {
             Op::Source(Source::Scratch) => cache_key::scratch(),
             Op::Source(Source::Image { image_id, .. }) => cache_key::image(image_id),
             Op::Source(Source::Local { name, .. }) => cache_key::local(name),
+            Op::Source(Source::Http {
+                url,
+                checksum,
+                filename,
+            }) => self.remote(url, filename, checksum.as_deref())?.key()?,
             Op::Source(_) => self.definition(),
             Op::Exec(_) | Op::File(_) => cache_key::cache_key(&self.definition(), &contents),
         })
+    }
+
+    fn output_key(&self, key: &Key, output: &Value) -> Key {
+        match (&self.vertex().op, output) {
+            // Content-addressed: dependents key on the layers this vertex
+            // produced, not on what it was asked to do, so a vertex that ran
+            // again with the same result keeps them cached.
+            (Op::Exec(_) | Op::File(_), Value::Layers(layers)) => cache_key::layers(layers),
+            _ => *key,
+        }
     }
 
     fn run(&self, _key: &Key, inputs: &[Input<'_, Value>]) -> Result<Value, ops::Error> {
         let store = &self.solver.store;
         let epoch = self.solver.opts.source_date_epoch;
         match &self.vertex().op {
+            Op::Source(Source::Http {
+                url,
+                checksum,
+                filename,
+            }) => Ok(Value::Remote(self.remote(
+                url,
+                filename,
+                checksum.as_deref(),
+            )?)),
             Op::Source(s) => source::run(store, s, self.locals),
             Op::Exec(e) => {
                 let values: Vec<&Value> = inputs.iter().map(|i| i.output).collect();
@@ -309,21 +355,32 @@ impl Task for VertexTask<'_> {
                     })
                 };
                 Ok(Value::Layers(exec::run(
-                    store, e, &values, epoch, &mut log,
+                    store,
+                    e,
+                    &values,
+                    epoch,
+                    &self.solver.opts.secrets,
+                    &mut log,
                 )?))
             }
             Op::File(f) => {
-                let sources: Vec<file::CopySource<'_>> = inputs
+                let sources = inputs
                     .iter()
                     .enumerate()
-                    .map(|(i, input)| match input.output {
-                        Value::Dir(d) => file::CopySource::Local {
-                            dir: d,
-                            exclude: self.local_exclude(i),
-                        },
-                        Value::Layers(l) => file::CopySource::Layers(l),
+                    .map(|(i, input)| {
+                        Ok(match input.output {
+                            Value::Dir(d) => file::CopySource::Local {
+                                dir: d,
+                                exclude: self.local_exclude(i),
+                            },
+                            Value::Remote(r) => file::CopySource::Local {
+                                dir: r.dir()?,
+                                exclude: &[],
+                            },
+                            Value::Layers(l) => file::CopySource::Layers(l),
+                        })
                     })
-                    .collect();
+                    .collect::<Result<Vec<_>, ops::Error>>()?;
                 Ok(Value::Layers(file::run(store, f, &sources, epoch)?))
             }
         }

@@ -146,6 +146,7 @@ fn copy_keys_follow_selected_context_files_only() {
         locals: &locals,
         stat_cache: &stat_cache,
         events: &events,
+        remote: std::sync::OnceLock::new(),
     };
     let key = || {
         let scratch = Value::Layers(vec![]);

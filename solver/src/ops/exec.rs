@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use bake_runner::{MountSpec, OverlayMount, Plan, Rootfs, Stdio, Stream};
 use bake_store::{Layer, Store};
 
+use super::secrets::{FileAttrs, Secrets};
 use super::{io_err, Error, Value};
 use crate::beneath;
 use crate::ir::{Exec, MountKind, Network, Security, Sharing};
@@ -30,7 +31,7 @@ struct Held {
 }
 
 /// Runs `exec` on `inputs` (`inputs[0]` the root) and returns the new
-/// chain.
+/// chain. `secrets` holds what `--secret` and `--ssh` gave the build.
 ///
 /// # Errors
 /// Mount, sandbox and commit failures; a non-zero exit.
@@ -39,6 +40,7 @@ pub fn run(
     exec: &Exec,
     inputs: &[&Value],
     epoch: Option<i64>,
+    secrets: &Secrets,
     log: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<Vec<Layer>, Error> {
     let base = inputs
@@ -53,34 +55,23 @@ pub fn run(
     }
     let mut held = Held::default();
     let mut mounts = Vec::new();
+    let mut env = exec.env.clone();
     for (n, m) in exec.mounts.iter().enumerate() {
+        let scratch = tmp.path().join(format!("mount-{n}"));
         let spec = match &m.kind {
             MountKind::Bind {
                 input,
                 source,
-                readwrite: _,
+                readwrite,
             } => {
-                // Writes to a bind mount are discarded (BuildKit); bake
-                // mounts it read-only, which differs only for tools that
-                // insist on writing into a `rw` bind.
-                let value = inputs.get(*input).ok_or_else(|| {
-                    Error::Unsupported(format!("bind mount from missing input {input}"))
-                })?;
-                let root = match value {
-                    Value::Dir(d) => d.clone(),
-                    Value::Layers(layers) => {
-                        let target = tmp.path().join(format!("bind-{n}"));
-                        fs::create_dir(&target).map_err(io_err("mkdir", &target))?;
-                        let mount =
-                            bake_runner::mount_overlay(&lowers(store, layers), None, &target)?;
-                        held.mounts.push(mount);
-                        target
-                    }
-                };
+                let value = input_value(inputs, *input)?;
+                // `rw`: writes land in a throwaway upper dir and are gone
+                // with the temp dir (BuildKit discards them too).
+                let root = view(store, value, &scratch, *readwrite, &mut held)?;
                 MountSpec::Bind {
                     source: beneath::host_path(&root, source, true)?,
                     target: m.target.clone(),
-                    readonly: true,
+                    readonly: !*readwrite,
                 }
             }
             MountKind::Cache {
@@ -92,14 +83,34 @@ pub fn run(
                 mode,
                 seed,
             } => {
-                if seed.is_some() {
-                    return Err(Error::Unsupported(
-                        "RUN --mount=type=cache,from=… is not implemented yet".into(),
-                    ));
-                }
-                let dir = cache_dir(store, id, *uid, *gid, *mode)?;
-                if *sharing == Sharing::Locked {
-                    held.locks.push(lock(&dir)?);
+                let seed = match seed {
+                    Some((input, path)) => {
+                        let value = input_value(inputs, *input)?;
+                        let root = view(store, value, &scratch, false, &mut held)?;
+                        Some(beneath::host_path(&root, path, true)?)
+                    }
+                    None => None,
+                };
+                let new = NewCache {
+                    uid: *uid,
+                    gid: *gid,
+                    mode: *mode,
+                    seed: seed.as_deref(),
+                };
+                let mut dir = cache_dir(store, id, &new)?;
+                match sharing {
+                    Sharing::Shared => {}
+                    Sharing::Locked => held.locks.push(lock(&dir, true)?.expect("blocking")),
+                    Sharing::Private => match lock(&dir, false)? {
+                        Some(l) => held.locks.push(l),
+                        // Another RUN has it: this one gets a fresh
+                        // directory of its own, dropped afterwards.
+                        None => {
+                            fs::create_dir_all(&scratch).map_err(io_err("mkdir", &scratch))?;
+                            dir = scratch.join("private");
+                            populate(&dir, &new)?;
+                        }
+                    },
                 }
                 MountSpec::Bind {
                     source: dir,
@@ -111,15 +122,37 @@ pub fn run(
                 target: m.target.clone(),
                 size: *size,
             },
-            MountKind::Secret { id, .. } => {
-                return Err(Error::Unsupported(format!(
-                    "RUN --mount=type=secret (id={id}) is not implemented yet"
-                )))
+            MountKind::Secret {
+                id,
+                required,
+                mode,
+                uid,
+                gid,
+                env: var,
+            } => {
+                let attrs = FileAttrs {
+                    mode: *mode,
+                    uid: *uid,
+                    gid: *gid,
+                };
+                match secrets.mount(id, *required, &m.target, &attrs, &scratch)? {
+                    Some((spec, bytes)) => {
+                        if let Some(var) = var {
+                            env.push(format!("{var}={}", String::from_utf8_lossy(&bytes)));
+                        }
+                        spec
+                    }
+                    None => continue,
+                }
             }
-            MountKind::Ssh { id, .. } => {
-                return Err(Error::Unsupported(format!(
-                    "RUN --mount=type=ssh (id={id}) is not implemented yet"
-                )))
+            MountKind::Ssh { id, required, .. } => {
+                match secrets.ssh_mount(id, *required, &m.target)? {
+                    Some(spec) => {
+                        env.push(format!("SSH_AUTH_SOCK={}", m.target));
+                        spec
+                    }
+                    None => continue,
+                }
             }
         };
         mounts.push(spec);
@@ -131,7 +164,7 @@ pub fn run(
             work,
         },
         args: exec.args.clone(),
-        env: exec.env.clone(),
+        env,
         cwd: exec.cwd.clone(),
         user: exec.user.clone(),
         hostname: "buildkitsandbox".to_string(),
@@ -158,9 +191,56 @@ pub fn run(
     Ok(chain)
 }
 
-/// `cache/mounts/<blake3(id)>`, created with the mount's owner and mode
-/// on first use.
-fn cache_dir(store: &Store, id: &str, uid: u32, gid: u32, mode: u32) -> Result<PathBuf, Error> {
+fn input_value<'a>(inputs: &[&'a Value], input: usize) -> Result<&'a Value, Error> {
+    inputs
+        .get(input)
+        .copied()
+        .ok_or_else(|| Error::Unsupported(format!("mount from missing input {input}")))
+}
+
+/// A directory showing `value`: a local directory as is, layers mounted
+/// read-only under `scratch`. With `writable`, an overlay with a throwaway
+/// upper dir under `scratch`, whatever the value.
+fn view(
+    store: &Store,
+    value: &Value,
+    scratch: &Path,
+    writable: bool,
+    held: &mut Held,
+) -> Result<PathBuf, Error> {
+    let layers = match value {
+        Value::Dir(d) if !writable => return Ok(d.clone()),
+        Value::Remote(r) if !writable => return Ok(r.dir()?.to_path_buf()),
+        Value::Dir(d) => vec![d.clone()],
+        Value::Remote(r) => vec![r.dir()?.to_path_buf()],
+        Value::Layers(l) => lowers(store, l),
+    };
+    let target = scratch.join("view");
+    fs::create_dir_all(&target).map_err(io_err("mkdir", &target))?;
+    let mount = if writable {
+        let (upper, work) = (scratch.join("upper"), scratch.join("work"));
+        for d in [&upper, &work] {
+            fs::create_dir(d).map_err(io_err("mkdir", d))?;
+        }
+        bake_runner::mount_overlay(&layers, Some((&upper, &work)), &target)?
+    } else {
+        bake_runner::mount_overlay(&layers, None, &target)?
+    };
+    held.mounts.push(mount);
+    Ok(target)
+}
+
+/// How a new cache directory starts: owner, mode and, with `from=`, a copy
+/// of a directory of another stage.
+struct NewCache<'a> {
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    seed: Option<&'a Path>,
+}
+
+/// `cache/mounts/<blake3(id)>`, created on first use as `new` says.
+fn cache_dir(store: &Store, id: &str, new: &NewCache<'_>) -> Result<PathBuf, Error> {
     let dir = store
         .root()
         .join("cache/mounts")
@@ -168,26 +248,56 @@ fn cache_dir(store: &Store, id: &str, uid: u32, gid: u32, mode: u32) -> Result<P
     if !dir.is_dir() {
         let parent = dir.parent().expect("has a parent");
         fs::create_dir_all(parent).map_err(io_err("mkdir", parent))?;
-        let staging = parent.join(format!(".new-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&staging);
-        fs::create_dir(&staging).map_err(io_err("mkdir", &staging))?;
-        std::os::unix::fs::chown(&staging, Some(uid), Some(gid))
-            .map_err(io_err("chown", &staging))?;
-        fs::set_permissions(&staging, fs::Permissions::from_mode(mode))
-            .map_err(io_err("chmod", &staging))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".new-")
+            .tempdir_in(parent)
+            .map_err(io_err("mkdir", parent))?;
+        let staged = staging.path().join("dir");
+        populate(&staged, new)?;
         // Another build may have won the race: keep its directory.
-        if fs::rename(&staging, &dir).is_err() {
-            let _ = fs::remove_dir(&staging);
-        }
+        let _ = fs::rename(&staged, &dir);
     }
     Ok(dir)
 }
 
-/// `sharing=locked`: an exclusive flock held for the whole RUN.
-fn lock(dir: &Path) -> Result<File, Error> {
+/// Creates `dir` with the owner and mode of `new`, seeded from its `from=`.
+fn populate(dir: &Path, new: &NewCache<'_>) -> Result<(), Error> {
+    fs::create_dir(dir).map_err(io_err("mkdir", dir))?;
+    if let Some(seed) = new.seed {
+        let all = crate::ir::Copy {
+            source: 0,
+            src: vec!["/".into()],
+            dest: "/".into(),
+            owner: None,
+            mode: None,
+            allow_wildcard: false,
+            unpack_archives: false,
+            exclude: Vec::new(),
+            parents: false,
+            link: false,
+        };
+        super::file::copy_into(dir, seed, &[], false, &all)?;
+    }
+    std::os::unix::fs::chown(dir, Some(new.uid), Some(new.gid)).map_err(io_err("chown", dir))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(new.mode)).map_err(io_err("chmod", dir))?;
+    Ok(())
+}
+
+/// An exclusive flock on the cache dir's lock file, held for the whole
+/// RUN: `sharing=locked` waits for it, `sharing=private` only tries
+/// (`None` when another RUN holds it).
+fn lock(dir: &Path, wait: bool) -> Result<Option<File>, Error> {
+    use rustix::fs::FlockOperation;
     let path = dir.with_extension("lock");
     let f = File::create(&path).map_err(io_err("create", &path))?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| io_err("lock", &path)(e.into()))?;
-    Ok(f)
+    let op = if wait {
+        FlockOperation::LockExclusive
+    } else {
+        FlockOperation::NonBlockingLockExclusive
+    };
+    match rustix::fs::flock(&f, op) {
+        Ok(()) => Ok(Some(f)),
+        Err(rustix::io::Errno::WOULDBLOCK) if !wait => Ok(None),
+        Err(e) => Err(io_err("lock", &path)(e.into())),
+    }
 }

@@ -10,7 +10,9 @@ pub mod chmod;
 pub mod copy;
 pub mod exec;
 pub mod file;
+pub mod http;
 pub mod owner;
+pub mod secrets;
 pub mod select;
 pub mod source;
 
@@ -21,6 +23,8 @@ pub enum Value {
     Layers(Vec<Layer>),
     /// A local directory (build context, named context).
     Dir(PathBuf),
+    /// A downloaded file (`ADD <url>`), fetched on first use.
+    Remote(std::sync::Arc<http::Remote>),
 }
 
 impl Value {
@@ -32,6 +36,7 @@ impl Value {
         match self {
             Value::Layers(l) => Ok(l),
             Value::Dir(d) => Err(Error::NotAFilesystem(d.clone())),
+            Value::Remote(r) => Err(Error::NotAFilesystem(PathBuf::from(format!("{r:?}")))),
         }
     }
 }
@@ -50,6 +55,12 @@ pub enum Error {
     /// A feature the solver does not implement yet.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// A `required` secret mount whose id the build was not given.
+    #[error("secret {0} not found: give it with --secret id={0},src=PATH or env=VAR")]
+    MissingSecret(String),
+    /// A `required` ssh mount whose id the build was not given.
+    #[error("no SSH agent socket for id {0}: give it with --ssh {0}[=SOCKET]")]
+    MissingSsh(String),
     /// A named local directory was not given to the solve.
     #[error("no local directory named `{0}` was given to the build")]
     MissingLocal(String),
@@ -71,6 +82,9 @@ pub enum Error {
     /// A bad `.dockerignore` pattern.
     #[error(transparent)]
     Ignore(#[from] crate::dockerignore::Error),
+    /// `ADD <url>` failed.
+    #[error(transparent)]
+    Http(#[from] http::Error),
     /// Hashing a context failed.
     #[error(transparent)]
     Hash(#[from] crate::context_hash::Error),

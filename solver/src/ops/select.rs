@@ -245,8 +245,12 @@ fn item(tree: &Tree<'_>, matched: &str, exclude: &Matcher) -> Result<Item, Error
 }
 
 /// Walks `dir` (host path; `rel` root-relative; `sub` item-relative),
-/// appending visible entries. Returns nothing; a directory that is itself
-/// excluded but holds re-included files is added before them.
+/// appending visible entries in sorted pre-order. A directory that is
+/// itself excluded but holds re-included files is added before them.
+///
+/// The `stat`s of one directory and its subdirectories run in parallel on
+/// rayon (the order of the result does not depend on it): an unchanged
+/// monorepo's cache key is mostly this walk.
 fn walk(
     tree: &Tree<'_>,
     rel: &str,
@@ -255,51 +259,60 @@ fn walk(
     exclude: &Matcher,
     out: &mut Vec<Entry>,
 ) -> Result<(), Error> {
+    use rayon::prelude::*;
     let mut names: Vec<_> = std::fs::read_dir(dir)
         .map_err(read_err(dir))?
         .map(|e| e.map(|e| e.file_name()))
         .collect::<Result<_, _>>()
         .map_err(read_err(dir))?;
     names.sort();
-    for name in names {
-        let name = name.to_string_lossy().into_owned();
-        let path = dir.join(&name);
-        let meta = std::fs::symlink_metadata(&path).map_err(read_err(&path))?;
-        let crel = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
-        let csub = if sub.is_empty() {
-            name.clone()
-        } else {
-            format!("{sub}/{name}")
-        };
-        let ignored = !tree.ignore.is_empty() && tree.ignore.is_excluded(&crel);
-        let excluded = !exclude.is_empty() && exclude.is_excluded(&csub);
-        if meta.is_dir() {
-            let descend = (!ignored || tree.ignore.may_include_below(&crel))
-                && (!excluded || exclude.may_include_below(&csub));
-            if !descend {
-                continue;
+    let parts: Vec<Vec<Entry>> = names
+        .par_iter()
+        .map(|name| {
+            let name = name.to_string_lossy();
+            let path = dir.join(&*name);
+            let meta = std::fs::symlink_metadata(&path).map_err(read_err(&path))?;
+            let crel = if rel.is_empty() {
+                name.to_string()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let csub = if sub.is_empty() {
+                name.to_string()
+            } else {
+                format!("{sub}/{name}")
+            };
+            let ignored = !tree.ignore.is_empty() && tree.ignore.is_excluded(&crel);
+            let excluded = !exclude.is_empty() && exclude.is_excluded(&csub);
+            let mut part = Vec::new();
+            if meta.is_dir() {
+                let descend = (!ignored || tree.ignore.may_include_below(&crel))
+                    && (!excluded || exclude.may_include_below(&csub));
+                if !descend {
+                    return Ok(part);
+                }
+                part.push(Entry {
+                    rel: csub.clone(),
+                    path: path.clone(),
+                    meta,
+                });
+                walk(tree, &crel, &path, &csub, exclude, &mut part)?;
+                if (ignored || excluded) && part.len() == 1 {
+                    part.clear();
+                }
+            } else if !ignored && !excluded {
+                part.push(Entry {
+                    rel: csub,
+                    path,
+                    meta,
+                });
             }
-            let at = out.len();
-            out.push(Entry {
-                rel: csub.clone(),
-                path: path.clone(),
-                meta,
-            });
-            walk(tree, &crel, &path, &csub, exclude, out)?;
-            if (ignored || excluded) && out.len() == at + 1 {
-                out.pop();
-            }
-        } else if !ignored && !excluded {
-            out.push(Entry {
-                rel: csub,
-                path,
-                meta,
-            });
-        }
+            Ok(part)
+        })
+        .collect::<Result<_, Error>>()?;
+    out.reserve(parts.iter().map(Vec::len).sum());
+    for part in parts {
+        out.extend(part);
     }
     Ok(())
 }

@@ -9,7 +9,8 @@ use crate::ir::{LocalDirs, Source};
 /// is read beyond the store's records.
 ///
 /// # Errors
-/// Missing images or locals; HTTP and Git sources are not implemented.
+/// Missing images or locals; Git sources are not implemented. (HTTP
+/// sources are lazy downloads the solver makes itself: [`super::http`].)
 pub fn run(store: &Store, source: &Source, locals: &LocalDirs) -> Result<Value, Error> {
     match source {
         Source::Scratch => Ok(Value::Layers(Vec::new())),
