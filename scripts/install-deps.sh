@@ -4,7 +4,7 @@
 # busybox the base-image fixture and the demo are made of, and the OCI tools
 # the tests check images with (skopeo, umoci). Idempotent; needs root.
 set -euo pipefail
-pkgs=(docker-registry busybox-static skopeo umoci jq curl python3 tar util-linux iproute2 ca-certificates)
+pkgs=(docker-registry busybox-static skopeo umoci oci-image-tool jq curl python3 tar util-linux iproute2 ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -433,6 +433,11 @@ impl Store {
             .cloned()
     }
 
+    /// Every manifest recorded for an image (garbage collection keeps them).
+    pub(crate) fn recorded_manifests(&self, id: &Digest) -> Vec<Digest> {
+        self.manifests(id).by_compression.into_values().collect()
+    }
+
     /// `repository@manifest-digest` strings for an image (docker's
     /// RepoDigests), from remembered pulls and pushes.
     pub fn repo_digests(&self, id: &Digest) -> Vec<String> {

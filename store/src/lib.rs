@@ -6,6 +6,8 @@
 pub mod archive;
 pub mod blobs;
 pub mod cache;
+pub mod export;
+pub mod gc;
 pub mod images;
 pub mod layer;
 pub mod layout;

@@ -11,12 +11,12 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-use crate::layer::Compression;
+use crate::export::ExportOptions;
 use crate::layout::Store;
-use crate::oci::{canonical_json, media_types, Descriptor, Digest, ImageConfig, Index, Manifest};
+use crate::oci::{media_types, Descriptor, Digest, ImageConfig, Index, Manifest};
 use crate::reference::Reference;
 use crate::registry::{select_manifest, Client, Error};
-use crate::snapshots::{ChainId, Layer};
+use crate::snapshots::ChainId;
 
 pub use crate::registry::{PlatformSpec, RegistryOptions};
 
@@ -264,6 +264,11 @@ impl Store {
         opts: &RegistryOptions,
         progress: &dyn Fn(TransferEvent),
     ) -> Result<Digest, Error> {
+        // Blobs land before the tag that keeps them: garbage collection
+        // must wait until the tag is written.
+        let _lock = self
+            .lock_shared()
+            .map_err(|e| store_error("lock", self.root().display(), e))?;
         let client = Client::new(&reference.registry, opts)?;
         let repo = reference.repository.as_str();
         let asked = match (&reference.digest, &reference.tag) {
@@ -425,20 +430,11 @@ impl Store {
         Ok(())
     }
 
-    /// Pushes image `id` as `reference`; returns the manifest digest.
-    ///
-    /// When a pull or an earlier push recorded a gzip manifest for the
-    /// image and its blobs are stored, that manifest and its blobs are sent
-    /// unchanged (a pulled image keeps its upstream digest). Otherwise every
-    /// layer is exported as a gzip blob (reusing one made before) and an
-    /// OCI image manifest is built. Blobs are checked with HEAD and
-    /// uploaded only if missing (a few at a time), then the config; the
-    /// manifest is put by tag (or, for a digest-only reference, by its own
-    /// digest).
+    /// Pushes image `id` as `reference` with gzip layers; returns the
+    /// manifest digest. See [`Store::push_with`].
     ///
     /// # Errors
-    /// The registry's errors and [`Error::Store`] when the image or one of
-    /// its layers cannot be read or exported.
+    /// As [`Store::push_with`].
     pub fn push(
         &self,
         id: &Digest,
@@ -446,94 +442,57 @@ impl Store {
         opts: &RegistryOptions,
         progress: &dyn Fn(TransferEvent),
     ) -> Result<Digest, Error> {
+        self.push_with(id, reference, opts, &ExportOptions::default(), progress)
+    }
+
+    /// Pushes image `id` as `reference`, its layers compressed as `export`
+    /// says; returns the manifest digest.
+    ///
+    /// The manifest comes from [`Store::image_manifest`]: a manifest a pull
+    /// or an earlier push recorded is sent again byte for byte when its
+    /// blobs are the ones `export` picks (a pulled image keeps its upstream
+    /// digest); otherwise layers are exported (once; the blob is kept for
+    /// the next push) and an OCI manifest is built. Blobs are checked with
+    /// HEAD and uploaded only if missing (a few at a time), then the
+    /// config; the manifest goes last, by tag (or, for a digest-only
+    /// reference, by its own digest).
+    ///
+    /// # Errors
+    /// The registry's errors and [`Error::Store`] when the image or one of
+    /// its layers cannot be read or exported.
+    pub fn push_with(
+        &self,
+        id: &Digest,
+        reference: &Reference,
+        opts: &RegistryOptions,
+        export: &ExportOptions,
+        progress: &dyn Fn(TransferEvent),
+    ) -> Result<Digest, Error> {
+        // Exported blobs are referenced only by the snapshot record written
+        // after them: keep garbage collection out meanwhile.
+        let _lock = self
+            .lock_shared()
+            .map_err(|e| store_error("lock", self.root().display(), e))?;
         let client = Client::new(&reference.registry, opts)?;
         let repo = reference.repository.as_str();
-        let layers: Vec<Layer> = self
-            .image_layers(id)
-            .map_err(|e| store_error("read image layers", id, e))?;
-        let config_bytes = self
-            .read_blob(id)
-            .map_err(|e| store_error("read image config", id, e))?;
-
-        // A manifest that a pull or an earlier push recorded for this image
-        // is sent again byte for byte (so a pulled image keeps its upstream
-        // digest); otherwise bake builds an OCI manifest.
-        let remembered = self.remembered_manifest(id, layers.len());
-
-        let mut descriptors: Vec<Option<Descriptor>> = vec![None; layers.len()];
+        let image = self
+            .image_manifest(id, export, false)
+            .map_err(|e| store_error("export image", id, e))?;
+        let layers = &image.manifest.layers;
         run_parallel(
             layers.len(),
-            |i, emit, cancel| {
-                let known = remembered.as_ref().map(|(m, _)| &m.layers[i]);
-                self.send_layer(&client, repo, &layers[i], known, emit, cancel)
-            },
+            |i, emit, cancel| self.send_blob(&client, repo, &layers[i], emit, cancel),
             progress,
-            |i, descriptor| {
-                descriptors[i] = Some(descriptor);
-                Ok(())
-            },
+            |_, ()| Ok(()),
         )?;
-        let layer_descriptors: Vec<Descriptor> = descriptors.into_iter().flatten().collect();
+        let config = &image.manifest.config;
+        self.send_blob(&client, repo, config, progress, &AtomicBool::new(false))?;
 
-        let config = Descriptor {
-            media_type: media_types::OCI_CONFIG.to_string(),
-            digest: Digest::of(&config_bytes),
-            size: config_bytes.len() as u64,
-            platform: None,
-            annotations: Default::default(),
-        };
-        if client.head_blob(repo, &config.digest)? {
-            progress(TransferEvent::Skipped {
-                digest: config.digest.clone(),
-                reason: Skip::Exists,
-            });
-        } else {
-            progress(TransferEvent::Started {
-                digest: config.digest.clone(),
-                size: config.size,
-            });
-            client.put_blob(
-                repo,
-                &config.digest,
-                config.size,
-                &mut io::Cursor::new(&config_bytes),
-            )?;
-            progress(TransferEvent::Done {
-                digest: config.digest.clone(),
-            });
-        }
-
-        let (bytes, media_type) = match remembered {
-            Some((manifest, bytes)) => {
-                let media_type = manifest
-                    .media_type
-                    .unwrap_or_else(|| media_types::OCI_MANIFEST.to_string());
-                (bytes, media_type)
-            }
-            None => {
-                let manifest = Manifest {
-                    schema_version: 2,
-                    media_type: Some(media_types::OCI_MANIFEST.to_string()),
-                    config,
-                    layers: layer_descriptors,
-                    annotations: Default::default(),
-                };
-                let bytes = canonical_json(&manifest).map_err(|e| Error::Invalid {
-                    what: "manifest",
-                    url: reference.to_string(),
-                    reason: e.to_string(),
-                })?;
-                (bytes, media_types::OCI_MANIFEST.to_string())
-            }
-        };
         let tag = match &reference.tag {
             Some(tag) => tag.clone(),
-            None => Digest::of(&bytes).to_string(),
+            None => image.digest.to_string(),
         };
-        let digest = client.put_manifest(repo, &tag, &bytes, &media_type)?;
-        // Keep the manifest too: `save`/OCI export can reuse it.
-        self.put_blob_bytes(&bytes)
-            .map_err(|e| store_error("store manifest", &digest, e))?;
+        let digest = client.put_manifest(repo, &tag, &image.bytes, &image.media_type)?;
         progress(TransferEvent::Resolved {
             reference: reference.to_string(),
             manifest: digest.clone(),
@@ -542,74 +501,34 @@ impl Store {
         Ok(digest)
     }
 
-    /// A gzip manifest recorded for image `id` whose layer blobs are all
-    /// stored, with its bytes.
-    fn remembered_manifest(&self, id: &Digest, layers: usize) -> Option<(Manifest, Vec<u8>)> {
-        let digest = self.manifest_for(id, Compression::Gzip)?;
-        let bytes = self.read_blob(&digest).ok()?;
-        let manifest: Manifest = serde_json::from_slice(&bytes).ok()?;
-        let usable = manifest.config.digest == *id
-            && manifest.layers.len() == layers
-            && is_manifest(
-                manifest
-                    .media_type
-                    .as_deref()
-                    .unwrap_or(media_types::OCI_MANIFEST),
-            )
-            && manifest
-                .layers
-                .iter()
-                .all(|l| is_layer(&l.media_type) && self.has_blob(&l.digest));
-        usable.then_some((manifest, bytes))
-    }
-
-    /// Uploads one layer unless the repository already has it: the blob
-    /// `known` names, else the layer exported as gzip.
-    fn send_layer(
+    /// Uploads one stored blob unless the repository already has it.
+    fn send_blob(
         &self,
         client: &Client,
         repo: &str,
-        layer: &Layer,
-        known: Option<&Descriptor>,
+        descriptor: &Descriptor,
         emit: &dyn Fn(TransferEvent),
         cancel: &AtomicBool,
-    ) -> Result<Descriptor, Error> {
-        let descriptor = match known {
-            Some(descriptor) => descriptor.clone(),
-            None => {
-                let mut descriptor = self
-                    .export_layer(layer, Compression::Gzip)
-                    .map_err(|e| store_error("export layer", &layer.diff_id, e))?;
-                descriptor.platform = None;
-                // A layer pulled with a Docker media type keeps its blob; in
-                // an OCI manifest the same gzip bytes go by the OCI name.
-                if descriptor.media_type == media_types::DOCKER_LAYER_GZIP {
-                    descriptor.media_type = media_types::OCI_LAYER_GZIP.to_string();
-                }
-                descriptor
-            }
-        };
+    ) -> Result<(), Error> {
         let digest = descriptor.digest.clone();
         if client.head_blob(repo, &digest)? {
             emit(TransferEvent::Skipped {
                 digest,
                 reason: Skip::Exists,
             });
-            return Ok(descriptor);
+            return Ok(());
         }
         emit(TransferEvent::Started {
             digest: digest.clone(),
             size: descriptor.size,
         });
         let path = self.blob_path(&digest);
-        let file = std::fs::File::open(&path)
-            .map_err(|e| store_error("open layer blob", path.display(), e))?;
+        let file =
+            std::fs::File::open(&path).map_err(|e| store_error("open blob", path.display(), e))?;
         let mut tracked = Tracked::new(file, &digest, emit, cancel);
         client.put_blob(repo, &digest, descriptor.size, &mut tracked)?;
-        emit(TransferEvent::Done {
-            digest: digest.clone(),
-        });
-        Ok(descriptor)
+        emit(TransferEvent::Done { digest });
+        Ok(())
     }
 }
 
@@ -619,8 +538,9 @@ mod tests {
     use std::process::Command;
 
     use super::*;
-    use crate::oci::{ContainerConfig, Platform, RootFs};
+    use crate::oci::{canonical_json, ContainerConfig, Platform, RootFs};
     use crate::registry::test_registry::{find_program, TestRegistry};
+    use crate::snapshots::Layer;
 
     fn open_store(dir: &tempfile::TempDir) -> Store {
         Store::open(&dir.path().join("store")).unwrap()

@@ -23,6 +23,8 @@ use crate::oci::{media_types, Digest};
 use crate::reference::{self, Reference};
 use crate::snapshots::{self, ChainId, Layer};
 
+pub mod oci;
+
 /// `manifest.json` is tiny; anything bigger is not a docker archive.
 const MAX_MANIFEST: u64 = 16 << 20;
 

@@ -144,7 +144,7 @@ pub(crate) fn docker_config_path() -> Option<PathBuf> {
 
 /// A registry key of `auths` / `credHelpers` reduced to the host it names:
 /// `https://index.docker.io/v1/` → `docker.io`, `https://h:5000` → `h:5000`.
-fn normalize_host(key: &str) -> String {
+pub(crate) fn normalize_host(key: &str) -> String {
     let key = key
         .strip_prefix("https://")
         .or_else(|| key.strip_prefix("http://"))

@@ -19,6 +19,7 @@ mod auth;
 mod blob;
 mod client;
 mod endpoint;
+pub mod login;
 mod platform;
 #[cfg(test)]
 pub(crate) mod test_registry;

@@ -465,6 +465,20 @@ impl Store {
         layer: &Layer,
         compression: Compression,
     ) -> Result<Descriptor, Error> {
+        self.export_layer_at(layer, compression, None)
+    }
+
+    /// As [`Store::export_layer`], with a compression level for a blob that
+    /// has to be made (an existing variant is reused whatever its level).
+    ///
+    /// # Errors
+    /// As [`Store::export_layer`].
+    pub fn export_layer_at(
+        &self,
+        layer: &Layer,
+        compression: Compression,
+        level: Option<i32>,
+    ) -> Result<Descriptor, Error> {
         let record = self.read_record(&layer.chain_id)?;
         if let Some(v) = record.variants.iter().find(|v| {
             Compression::from_media_type(&v.media_type) == Some(compression)
@@ -482,7 +496,7 @@ impl Store {
             digest: "(new)".into(),
             source,
         })?;
-        let mut encoder = Encoder::new(writer, compression).map_err(stream_err)?;
+        let mut encoder = Encoder::with_level(writer, compression, level).map_err(stream_err)?;
         self.write_record_tar(layer, &record, &mut encoder)?;
         let writer = encoder.finish().map_err(stream_err)?;
         let (digest, size) = writer.commit(None).map_err(|source| Error::Blob {
@@ -498,6 +512,25 @@ impl Store {
         };
         self.add_variant(&layer.chain_id, descriptor.clone())?;
         Ok(descriptor)
+    }
+
+    /// A snapshot's diff id and parent as its `layer.json` records them.
+    ///
+    /// # Errors
+    /// [`Error::Missing`] or [`Error::ReadRecord`].
+    pub fn snapshot_record(&self, chain: &ChainId) -> Result<(Digest, Option<ChainId>), Error> {
+        let r = self.read_record(chain)?;
+        Ok((r.diff_id, r.parent))
+    }
+
+    /// Whether bake packed the layer itself (a built layer) rather than
+    /// unpacking it from a blob, and the blobs known for it.
+    ///
+    /// # Errors
+    /// [`Error::Missing`] when there is no such snapshot.
+    pub fn layer_blobs(&self, chain: &ChainId) -> Result<(bool, Vec<Descriptor>), Error> {
+        let record = self.read_record(chain)?;
+        Ok((record.packed, record.variants))
     }
 
     /// Writes the layer's uncompressed tar (exactly the bytes its diff id
