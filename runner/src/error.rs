@@ -231,6 +231,32 @@ pub enum Error {
         #[serde(with = "errno")]
         source: Errno,
     },
+    /// A cgroup controller needed for a limit is not available on this host.
+    #[error("the {controller} cgroup controller is not available on this host (needed for --memory/--pids-limit): not mounted under /sys/fs/cgroup or not enabled")]
+    CgroupController {
+        /// The controller (`memory`, `pids`).
+        controller: String,
+    },
+    /// Creating, configuring or joining the container's cgroup failed.
+    #[error("setting up cgroup {path}")]
+    Cgroup {
+        /// The cgroup directory or file.
+        path: PathBuf,
+        /// The cause.
+        #[serde(with = "errno")]
+        source: Errno,
+    },
+    /// Joining a namespace of a running container (`bake exec`) failed.
+    #[error("joining the {namespace} namespace of process {pid}")]
+    JoinNamespace {
+        /// The namespace (`mnt`, `pid`, …).
+        namespace: String,
+        /// The container's pid 1 on the host.
+        pid: u32,
+        /// The cause.
+        #[serde(with = "errno")]
+        source: Errno,
+    },
     /// The command does not exist in the container (Docker exits 127).
     #[error("exec: {0:?}: executable file not found in $PATH")]
     NotFound(String),

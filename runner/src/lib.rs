@@ -12,21 +12,27 @@
 #![deny(missing_docs)]
 
 mod caps;
+mod cgroup;
 mod error;
 mod exec;
+mod join;
 mod mounts;
+mod options;
 mod overlay;
 mod plan;
+mod reaper;
 mod sandbox;
 mod spawn;
+mod teardown;
 mod tty;
 mod user;
 
 pub use error::Error;
+pub use options::{now_ms, write_state, Exec, Limits, Options, State, Status};
 pub use overlay::{check_support, enter_private_mount_namespace, mount_overlay, OverlayMount};
 pub use plan::{Exit, MountSpec, Network, Plan, Rootfs, Stdio, Stream};
 pub use sandbox::sandbox_main;
-pub use spawn::run;
+pub use spawn::{exec, run, run_with, start};
 
 /// The hidden first argument that makes the bake binary (or a test binary) act as the
 /// sandbox process: its `main` must call [`sandbox_main`] when it sees it, before

@@ -18,13 +18,13 @@
 //! must keep the host's view to clean the upper dir afterwards — by which time the
 //! child's namespace, and every mount in it, has died with its last process.
 //!
-//! The command is exec'd directly as pid 1; `--init` (a tiny reaper as pid 1) is later.
+//! The command is exec'd directly as pid 1, or, with `--init`, forked by a tiny reaper
+//! that stays pid 1 (`reaper.rs`). `bake exec` takes another path (`join.rs`).
 
 use std::convert::Infallible;
-use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -37,25 +37,39 @@ use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
 use rustix::fs::{Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
+use crate::cgroup::Cgroup;
 use crate::mounts::apply::{errno, remount_readonly};
 use crate::mounts::plan::{hosts_file, EtcFiles};
 use crate::mounts::stubs::Stubs;
 use crate::mounts::MountPlan;
+use crate::options::{now_ms, write_state};
 use crate::overlay::{make_private, mount_layers};
-use crate::{caps, exec, user, Error, Network, Plan};
+use crate::{caps, exec, user, Error, Exec, Exit, Network, Options, Plan, State, Status};
 
-/// What `run` sends to the sandbox process.
-#[derive(Serialize)]
-pub(crate) struct RequestRef<'a> {
-    pub plan: &'a Plan,
-    /// The stdio is a pty slave that must become the controlling terminal.
-    pub tty: bool,
+/// What the sandbox process is asked to do.
+// One per sandbox process, never in a collection: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Job {
+    /// Build a new container and run the plan's command in it.
+    Run {
+        /// The container.
+        plan: Plan,
+        /// Container-only settings.
+        options: Options,
+    },
+    /// Run a command in an existing container.
+    Exec(Exec),
 }
 
-#[derive(Deserialize)]
-struct Request {
-    plan: Plan,
-    tty: bool,
+/// What `run`, `start` and `exec` send to the sandbox process.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Request {
+    pub job: Job,
+    /// The stdio is a pty slave that must become the controlling terminal.
+    pub tty: bool,
+    /// Nobody waits for the sandbox (`bake run -d`): it must outlive its parent.
+    pub detached: bool,
 }
 
 /// Signals the supervisor forwards to the container (and SIGCHLD, which it waits for).
@@ -88,6 +102,13 @@ pub fn sandbox_main() -> ExitCode {
     if let Some(console) = &console {
         let _ = rustix::io::fcntl_setfd(console, rustix::io::FdFlags::CLOEXEC);
     }
+    // Until it execs the command, a sandbox process is the host's bake binary, inside
+    // the container's pid namespace (`exec`'s child, the `--init` reaper for the whole
+    // life of the container). Not dumpable: container processes cannot open its
+    // /proc/<pid>/exe (the host binary) or its fds (runc's CVE-2019-5736). execve of
+    // the command makes the command dumpable again, as usual.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     // If bake dies (even by SIGKILL), so does the sandbox. The thread that spawned us
     // waits in `run` for as long as we live, so its exit cannot trigger this early.
     // SAFETY: prctl with integer arguments.
@@ -99,7 +120,16 @@ pub fn sandbox_main() -> ExitCode {
             return ExitCode::from(125);
         }
     };
-    supervise(&request, err, console)
+    if request.detached {
+        // `bake run -d` exits as soon as the container runs; the container must not.
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    }
+    let console = console.filter(|_| request.tty);
+    match &request.job {
+        Job::Run { plan, options } => supervise(plan, options, err, console),
+        Job::Exec(exec) => crate::join::supervise(exec, err, console),
+    }
 }
 
 fn read_request(mut file: File) -> Result<Request, Error> {
@@ -114,7 +144,7 @@ fn read_request(mut file: File) -> Result<Request, Error> {
 }
 
 /// Sends `error` to `run` (best effort: if `run` is gone, nobody is listening).
-fn report(fd: &OwnedFd, error: &Error) {
+pub(crate) fn report(fd: &OwnedFd, error: &Error) {
     let bytes = serde_json::to_vec(error).unwrap_or_else(|_| {
         serde_json::to_vec(&Error::BadReport {
             report: error.to_string(),
@@ -199,13 +229,30 @@ fn prepare(plan: &Plan) -> Result<Prepared, Error> {
     })
 }
 
-fn supervise(request: &Request, err: OwnedFd, console: Option<OwnedFd>) -> ExitCode {
-    let prepared = match prepare(&request.plan) {
+fn supervise(plan: &Plan, options: &Options, err: OwnedFd, console: Option<OwnedFd>) -> ExitCode {
+    let prepared = match prepare(plan) {
         Ok(p) => p,
         Err(e) => {
             report(&err, &e);
             return ExitCode::from(125);
         }
+    };
+    let cgroup = if options.limits.any() {
+        let name = options
+            .limits
+            .name
+            .clone()
+            .unwrap_or_else(|| std::process::id().to_string());
+        match Cgroup::create(&options.limits, &name) {
+            Ok(c) => c,
+            Err(e) => {
+                report(&err, &e);
+                let _ = std::fs::remove_dir_all(&prepared.scratch);
+                return ExitCode::from(125);
+            }
+        }
+    } else {
+        Cgroup::default()
     };
     // Blocked before the fork so that none is lost; received with sigwait below.
     let mut waited = SigSet::empty();
@@ -216,11 +263,20 @@ fn supervise(request: &Request, err: OwnedFd, console: Option<OwnedFd>) -> ExitC
     let fail = |e: Error| {
         report(&err, &e);
         let _ = std::fs::remove_dir_all(&prepared.scratch);
+        cgroup.remove();
         ExitCode::from(125)
     };
     if let Err(e) = signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&waited), None) {
         return fail(Error::Fork { source: e });
     }
+    // Our own pid namespace, to fork into again once the container's has died
+    // (forking into a pid namespace whose pid 1 is gone fails).
+    let host_pid_ns = rustix::fs::open(
+        "/proc/self/ns/pid",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok();
     if let Err(source) = unshare(CloneFlags::CLONE_NEWPID) {
         return fail(Error::Unshare {
             namespaces: "CLONE_NEWPID".into(),
@@ -232,8 +288,7 @@ fn supervise(request: &Request, err: OwnedFd, console: Option<OwnedFd>) -> ExitC
     match unsafe { fork() } {
         Err(source) => fail(Error::Fork { source }),
         Ok(ForkResult::Child) => {
-            let console = console.as_ref().filter(|_| request.tty);
-            let e = match init(&request.plan, console, &prepared) {
+            let e = match init(plan, options, &cgroup, console.as_ref(), &err, &prepared) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -243,20 +298,50 @@ fn supervise(request: &Request, err: OwnedFd, console: Option<OwnedFd>) -> ExitC
             unsafe { libc::_exit(e.docker_code()) }
         }
         Ok(ForkResult::Parent { child }) => {
+            // Recorded before `err` closes: once `run`/`start` sees the exec succeed,
+            // the state names the container's pid.
+            let mut state = State {
+                status: Status::Running,
+                supervisor: std::process::id(),
+                pid: child.as_raw() as u32,
+                started_ms: now_ms(),
+                ..State::default()
+            };
+            if let Some(path) = &options.state_file {
+                let _ = write_state(path, &state);
+            }
             drop(err);
             drop(console);
             let status = wait_relaying(child, &waited);
+            cgroup.remove();
+            if let Some(dir) = &options.remove_after {
+                crate::teardown::remove_in_background(dir, host_pid_ns.as_ref());
+                return exit_like(status);
+            }
             // The child's mount namespace died with the pid namespace: the upper dir is
             // no longer under an overlay and the scratch dir holds no mount.
             prepared.stubs.remove_created();
             let _ = std::fs::remove_dir_all(&prepared.scratch);
+            if options.volatile {
+                crate::overlay::clear_volatile(&prepared.work);
+            }
+            if let Some(path) = &options.state_file {
+                state.exit = Some(match status {
+                    WaitStatus::Exited(_, code) => Exit::Code(code),
+                    WaitStatus::Signaled(_, sig, _) => Exit::Signal(sig as i32),
+                    _ => Exit::Code(125),
+                });
+                state.finished_ms = Some(now_ms());
+                state.status = Status::Exited;
+                let _ = write_state(path, &state);
+            }
             exit_like(status)
         }
     }
 }
 
 /// Waits for `child`, forwarding the signals in `waited` (blocked) to it.
-fn wait_relaying(child: Pid, waited: &SigSet) -> WaitStatus {
+pub(crate) fn wait_relaying(child: Pid, waited: &SigSet) -> WaitStatus {
     loop {
         match waited.wait() {
             Ok(Signal::SIGCHLD) => loop {
@@ -279,7 +364,7 @@ fn wait_relaying(child: Pid, waited: &SigSet) -> WaitStatus {
 }
 
 /// Exits with the child's code, or dies of the child's signal (without a core dump).
-fn exit_like(status: WaitStatus) -> ExitCode {
+pub(crate) fn exit_like(status: WaitStatus) -> ExitCode {
     match status {
         WaitStatus::Signaled(_, sig, _) => {
             let no_core = libc::rlimit {
@@ -304,12 +389,22 @@ fn exit_like(status: WaitStatus) -> ExitCode {
 
 /// pid 1 of the sandbox: builds the container and execs the command. With a console
 /// socket, the command gets a new terminal whose master goes back to `run`.
-fn init(plan: &Plan, console: Option<&OwnedFd>, prepared: &Prepared) -> Result<Infallible, Error> {
+fn init(
+    plan: &Plan,
+    options: &Options,
+    cgroup: &Cgroup,
+    console: Option<&OwnedFd>,
+    err: &OwnedFd,
+    prepared: &Prepared,
+) -> Result<Infallible, Error> {
     rustix::process::umask(Mode::from_raw_mode(0o022));
     // The container dies with its supervisor: from the parent pid namespace, SIGKILL
     // reaches even a pid 1. It survives exec (unless the command is setuid).
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    // First, so that everything the container ever starts is counted.
+    cgroup.join()?;
+    let keep = caps::effective_set(&options.cap_add, &options.cap_drop)?;
     let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     if plan.network == Network::None {
         flags |= CloneFlags::CLONE_NEWNET;
@@ -321,14 +416,33 @@ fn init(plan: &Plan, console: Option<&OwnedFd>, prepared: &Prepared) -> Result<I
     // Nothing mounted from here on may propagate back to the host.
     make_private("/")?;
     if plan.network == Network::None {
-        loopback_up()?;
+        crate::teardown::loopback_up()?;
     }
     let merged = prepared.scratch.join("merged");
     mount_layers(
         &prepared.lowers,
         Some((&prepared.upper, &prepared.work)),
         &merged,
+        options.volatile,
     )?;
+    if !plan.privileged {
+        // Docker denies opening device nodes through its devices cgroup; a nodev root
+        // does the same for nodes made with CAP_MKNOD (`mknod /x b 8 0` is allowed,
+        // reading the host's disk through it is not). /dev's own nodes are bind
+        // mounts of the host's and keep their own flags.
+        nix::mount::mount(
+            None::<&str>,
+            &merged,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NODEV,
+            None::<&str>,
+        )
+        .map_err(|source| Error::Mount {
+            fstype: "rootfs (nodev remount)".into(),
+            target: merged.clone(),
+            source,
+        })?;
+    }
     crate::mounts::apply::apply(&merged, &prepared.mounts)?;
     pivot_into(&merged)?;
     if !plan.hostname.is_empty() {
@@ -351,19 +465,38 @@ fn init(plan: &Plan, console: Option<&OwnedFd>, prepared: &Prepared) -> Result<I
         )?;
         remount_readonly(&root, "/", Path::new("/"))?;
     }
+    let env = become_user(&plan.user, &cwd, &plan.env, plan.privileged, &keep, console)?;
+    if options.init {
+        // pid 1 stays ours: it forks the command and reaps; only the command execs.
+        crate::reaper::fork_command(err)?;
+    }
+    Err(exec_command(&plan.args, &env))
+}
+
+/// The end of every sandboxed process, shared with `bake exec`: the user resolved from
+/// the container's files, the working directory, the terminal, capabilities cut to
+/// `keep`, uid/gid switched, no_new_privs. Returns the completed environment.
+pub(crate) fn become_user(
+    user_spec: &str,
+    cwd: &str,
+    env: &[String],
+    privileged: bool,
+    keep: &caps::CapsHashSet,
+    console: Option<&OwnedFd>,
+) -> Result<Vec<String>, Error> {
     let ids = user::resolve(
-        &plan.user,
+        user_spec,
         read_in_root("/etc/passwd")?.as_deref(),
         read_in_root("/etc/group")?.as_deref(),
     )?;
-    rustix::process::chdir(cwd.as_str()).map_err(|e| Error::Chdir {
-        cwd: cwd.clone(),
+    rustix::process::chdir(cwd).map_err(|e| Error::Chdir {
+        cwd: cwd.to_string(),
         source: errno(e),
     })?;
     if let Some(console) = console {
         crate::tty::adopt_new_pty(console, ids.uid, ids.gid)?;
     }
-    caps::restrict(plan.privileged)?;
+    caps::restrict_bounding(privileged, keep)?;
     let set_ids = || -> Result<(), Errno> {
         let groups: Vec<Gid> = ids.groups.iter().map(|g| Gid::from_raw(*g)).collect();
         nix::unistd::setgroups(&groups)?;
@@ -375,7 +508,8 @@ fn init(plan: &Plan, console: Option<&OwnedFd>, prepared: &Prepared) -> Result<I
         gid: ids.gid,
         source,
     })?;
-    if !plan.privileged {
+    caps::restrict_sets(privileged, keep, ids.uid == 0)?;
+    if !privileged {
         // SAFETY: prctl with integer arguments.
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
             return Err(Error::NoNewPrivs {
@@ -383,7 +517,11 @@ fn init(plan: &Plan, console: Option<&OwnedFd>, prepared: &Prepared) -> Result<I
             });
         }
     }
-    let env = exec::complete_env(&plan.env, &ids.home);
+    Ok(exec::complete_env(env, &ids.home))
+}
+
+/// Default signal state, nothing of bake's open, execve. Returns only on failure.
+pub(crate) fn exec_command(args: &[String], env: &[String]) -> Error {
     reset_signals();
     // Nothing of bake's may leak into the container (the error fd is already CLOEXEC).
     // SAFETY: marks fds close-on-exec; no memory is involved.
@@ -395,12 +533,12 @@ fn init(plan: &Plan, console: Option<&OwnedFd>, prepared: &Prepared) -> Result<I
             libc::CLOSE_RANGE_CLOEXEC,
         );
     }
-    Err(exec::execve(&plan.args, &env))
+    exec::execve(args, env)
 }
 
 /// The container starts with default dispositions and nothing blocked. An ignored
 /// signal survives exec, and bake (as any Rust program) ignores SIGPIPE.
-fn reset_signals() {
+pub(crate) fn reset_signals() {
     for sig in Signal::iterator() {
         if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
             continue;
@@ -412,7 +550,7 @@ fn reset_signals() {
 }
 
 /// Reads a file of the container (after pivot_root); `None` if it does not exist.
-fn read_in_root(path: &str) -> Result<Option<String>, Error> {
+pub(crate) fn read_in_root(path: &str) -> Result<Option<String>, Error> {
     match std::fs::read(path) {
         Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -455,32 +593,4 @@ fn pivot_into(new_root: &Path) -> Result<(), Error> {
     .map_err(fail)?;
     umount2(".", MntFlags::MNT_DETACH).map_err(fail)?;
     rustix::process::chdir("/").map_err(|e| fail(errno(e)))
-}
-
-/// `ip link set lo up` in the new network namespace.
-fn loopback_up() -> Result<(), Error> {
-    let fail = || Error::LoopbackUp {
-        source: Errno::last(),
-    };
-    // SAFETY: a socket, two ioctls on a zeroed, correctly sized ifreq, a close.
-    unsafe {
-        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if sock < 0 {
-            return Err(fail());
-        }
-        let sock = OwnedFd::from_raw_fd(sock);
-        let mut ifr: libc::ifreq = std::mem::zeroed();
-        let name = CString::new("lo").unwrap_or_default();
-        for (dst, src) in ifr.ifr_name.iter_mut().zip(name.as_bytes_with_nul()) {
-            *dst = *src as libc::c_char;
-        }
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) < 0 {
-            return Err(fail());
-        }
-        ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) < 0 {
-            return Err(fail());
-        }
-    }
-    Ok(())
 }

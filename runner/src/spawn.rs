@@ -1,4 +1,5 @@
-//! [`run`]: start the sandbox process, hand it the plan, relay its output, wait.
+//! [`run`], [`run_with`], [`start`] and [`exec`]: start the sandbox process, hand it
+//! the job, relay its output, wait (or, for [`start`], do not).
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -10,8 +11,8 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use rustix::pipe::{pipe_with, PipeFlags};
 
 use crate::mounts::plan::validate;
-use crate::sandbox::RequestRef;
-use crate::{tty, Error, Exit, Plan, Stdio, Stream, SANDBOX_ARG};
+use crate::sandbox::{Job, Request};
+use crate::{tty, Error, Exec, Exit, Options, Plan, Stdio, Stream, SANDBOX_ARG};
 
 const SELF_EXE: &str = "/proc/self/exe";
 
@@ -41,15 +42,90 @@ pub fn run(
     stdio: Stdio,
     output: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<Exit, Error> {
+    run_with(plan, &Options::default(), stdio, output)
+}
+
+/// [`run`] with container-only [`Options`] (`bake run`: `--init`, capabilities,
+/// limits, the state file).
+///
+/// # Errors
+/// As [`run`], plus [`Error::CgroupController`] and [`Error::Cgroup`] for limits.
+pub fn run_with(
+    plan: &Plan,
+    options: &Options,
+    stdio: Stdio,
+    output: &mut dyn FnMut(Stream, &[u8]),
+) -> Result<Exit, Error> {
     validate(plan)?;
-    let request = serde_json::to_vec(&RequestRef {
-        plan,
+    let request = Request {
+        job: Job::Run {
+            plan: plan.clone(),
+            options: options.clone(),
+        },
         tty: stdio == Stdio::Tty,
-    })
-    .map_err(|e| Error::InvalidPlan {
+        detached: false,
+    };
+    let (child, master) = launch(&request, stdio, None)?;
+    finish(child, stdio, master, output)
+}
+
+/// Starts `plan` detached (`bake run -d`) and returns the supervisor's pid once the
+/// command runs. The sandbox gets its own session, `/dev/null` as stdin and `log` (a
+/// file opened for appending) as stdout and stderr, and outlives the caller; its
+/// supervisor records the exit in [`Options::state_file`].
+///
+/// # Errors
+/// As [`run_with`].
+pub fn start(plan: &Plan, options: &Options, log: std::fs::File) -> Result<u32, Error> {
+    validate(plan)?;
+    let request = Request {
+        job: Job::Run {
+            plan: plan.clone(),
+            options: options.clone(),
+        },
+        tty: false,
+        detached: true,
+    };
+    let (child, _) = launch(&request, Stdio::Null, Some(log))?;
+    // Not waited for: it is re-parented to init when this process exits.
+    Ok(child.id())
+}
+
+/// Runs a command in the running container whose pid 1 is `exec.pid` (`bake exec`) and
+/// waits for it; stdio as for [`run`].
+///
+/// # Errors
+/// [`Error::JoinNamespace`] when the container is gone, and the errors of [`run`].
+pub fn exec(
+    exec: &Exec,
+    stdio: Stdio,
+    output: &mut dyn FnMut(Stream, &[u8]),
+) -> Result<Exit, Error> {
+    if exec.args.is_empty() {
+        return Err(Error::InvalidPlan {
+            message: "no command (argv is empty)".into(),
+        });
+    }
+    let request = Request {
+        job: Job::Exec(exec.clone()),
+        tty: stdio == Stdio::Tty,
+        detached: false,
+    };
+    let (child, master) = launch(&request, stdio, None)?;
+    finish(child, stdio, master, output)
+}
+
+/// Spawns the sandbox process with `request`, waits until its command runs (or fails
+/// to) and returns it with the terminal's master in Tty mode. `detach_log`: start it in
+/// its own session with this file as stdout and stderr.
+fn launch(
+    request: &Request,
+    stdio: Stdio,
+    detach_log: Option<std::fs::File>,
+) -> Result<(Child, Option<OwnedFd>), Error> {
+    let request = serde_json::to_vec(request).map_err(|e| Error::InvalidPlan {
         message: format!("encoding the plan: {e}"),
     })?;
-
     // Close-on-exec at creation: another thread of bake may fork and exec at any time,
     // and must not inherit them. Only our child clears the flag, between its fork and
     // exec (pre_exec below).
@@ -76,7 +152,8 @@ pub fn run(
         command.arg(theirs.as_raw_fd().to_string());
         inherited.push(theirs.as_raw_fd());
     }
-    // SAFETY: the closure only calls fcntl(2), which is async-signal-safe.
+    let detached = detach_log.is_some();
+    // SAFETY: the closure only calls fcntl(2) and setsid(2), which are async-signal-safe.
     unsafe {
         command.pre_exec(move || {
             for &fd in &inherited {
@@ -84,10 +161,23 @@ pub fn run(
                     return Err(std::io::Error::last_os_error());
                 }
             }
+            // A detached container must not get the caller's terminal signals.
+            if detached && libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
     match stdio {
+        _ if detach_log.is_some() => {
+            if let Some(log) = detach_log {
+                let err_log = log.try_clone().map_err(channel("duplicating the log fd"))?;
+                command
+                    .stdin(std::process::Stdio::null())
+                    .stdout(log)
+                    .stderr(err_log);
+            }
+        }
         Stdio::Inherit => {}
         // With a Tty, the container's stdio will be a pty; the supervisor needs none.
         Stdio::Null | Stdio::Tty => {
@@ -136,7 +226,16 @@ pub fn run(
             }),
         );
     }
+    Ok((child, master))
+}
 
+/// Relays the command's stdio (Piped, Tty) until it ends, then waits for the sandbox.
+fn finish(
+    mut child: Child,
+    stdio: Stdio,
+    master: Option<OwnedFd>,
+    output: &mut dyn FnMut(Stream, &[u8]),
+) -> Result<Exit, Error> {
     let relayed = match (stdio, master) {
         (Stdio::Piped, _) => pump(&mut child, output),
         (Stdio::Tty, Some(master)) => {

@@ -6,16 +6,30 @@
 //! tested below); the runner does every namespace and mount operation.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
-use bake_runner::{MountSpec, Network, Plan, Rootfs, Stdio};
+use bake_runner::{Limits, MountSpec, Network, Options, Plan, Rootfs, Stdio};
 use bake_store::oci::ContainerConfig;
 
+use super::container::{self, Config, Container};
 use crate::app::{Global, RunArgs};
 
-/// Runs the container and returns its exit status.
+/// Removes a container's directory unless disarmed: a container whose start failed
+/// is not kept (Docker keeps it as "Created"; there is nothing useful in it).
+struct Cleanup(Option<PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Runs the container and returns its exit status (with `-d`: starts it, prints its
+/// id and returns success).
 pub fn run(global: &Global, args: &RunArgs) -> Result<ExitCode> {
     crate::host::prepare_mounts()?;
     let store = super::open_store(global)?;
@@ -27,22 +41,53 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<ExitCode> {
     let layers = store
         .image_layers(&id)
         .with_context(|| format!("finding the layers of image {id}"))?;
+    // The runner wants the top layer first; the store lists bottom first.
+    let lowers: Vec<PathBuf> = layers
+        .iter()
+        .rev()
+        .map(|l| store.snapshot_diff_dir(&l.chain_id))
+        .collect();
 
-    let container_id = random_id()?;
-    let container = Container::create(&store.root().join("containers").join(&container_id))?;
+    let name = container::pick_name(store.root(), args.name.as_deref())?;
+    let container_id = container::random_id()?;
+    let dir = container::root_dir(store.root()).join(&container_id);
+    let mut cleanup = Cleanup(Some(dir.clone()));
+    for sub in ["upper", "work"] {
+        std::fs::create_dir_all(dir.join(sub))
+            .with_context(|| format!("creating {}", dir.join(sub).display()))?;
+    }
+
+    let mut mounts: Vec<MountSpec> = args
+        .volumes
+        .iter()
+        .map(|v| volume(v))
+        .collect::<Result<_>>()?;
+    for spec in &args.mounts {
+        mounts.push(mount_flag(spec)?);
+    }
+    for spec in &args.tmpfs {
+        mounts.push(tmpfs_flag(spec)?);
+    }
+    let anonymous = anonymous_volumes(&config, &mounts);
+    if !anonymous.is_empty() {
+        mounts.extend(container::create_volumes(&dir, &lowers, &anonymous)?);
+    }
+    let mut env_flags = Vec::new();
+    for file in &args.env_files {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading env file {}", file.display()))?;
+        env_flags.extend(env_file(&text));
+    }
+    env_flags.extend(args.env.iter().cloned());
+
     let plan = Plan {
         rootfs: Rootfs {
-            // The runner wants the top layer first; the store lists bottom first.
-            lowers: layers
-                .iter()
-                .rev()
-                .map(|l| store.snapshot_diff_dir(&l.chain_id))
-                .collect(),
-            upper: container.upper(),
-            work: container.work(),
+            lowers,
+            upper: dir.join("upper"),
+            work: dir.join("work"),
         },
         args: command_line(&config, args.entrypoint.as_deref(), args.command())?,
-        env: environment(&config.env, &args.env, |k| std::env::var(k).ok()),
+        env: environment(&config.env, &env_flags, |k| std::env::var(k).ok()),
         cwd: args
             .workdir
             .clone()
@@ -58,11 +103,7 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<ExitCode> {
             .clone()
             .unwrap_or_else(|| container_id[..12].to_string()),
         network: network(&args.network)?,
-        mounts: args
-            .volumes
-            .iter()
-            .map(|v| volume(v))
-            .collect::<Result<_>>()?,
+        mounts,
         hosts: args
             .add_hosts
             .iter()
@@ -74,59 +115,221 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<ExitCode> {
     if !plan.cwd.starts_with('/') {
         bail!("the working directory {:?} is not absolute", plan.cwd);
     }
+    let stop_signal = args.stop_signal.clone().or(config.stop_signal.clone());
+    if let Some(sig) = &stop_signal {
+        container::parse_signal(sig)?;
+    }
+    let options = Options {
+        state_file: Some(dir.join("state.json")),
+        init: args.init,
+        cap_add: args.cap_add.clone(),
+        cap_drop: args.cap_drop.clone(),
+        limits: Limits {
+            memory: args.memory.as_deref().map(memory_bytes).transpose()?,
+            pids: args
+                .pids_limit
+                .and_then(|n| u64::try_from(n).ok())
+                .filter(|n| *n > 0),
+            name: Some(container_id[..12].to_string()),
+        },
+        remove_after: args.rm.then(|| dir.clone()),
+        // No sync of the writable layer at exit: it is no build result (see the runner).
+        volatile: true,
+    };
+    let ctr = Container {
+        dir: dir.clone(),
+        config: Config {
+            id: container_id.clone(),
+            name,
+            image: args.image().to_string(),
+            image_id: id.to_string(),
+            created_ms: bake_runner::now_ms(),
+            plan,
+            options,
+            stop_signal,
+            stop_timeout: args.stop_timeout,
+        },
+    };
+    ctr.save_new()?;
+    let (plan, options) = (&ctr.config.plan, &ctr.config.options);
+
+    if args.detach {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(ctr.log_path())
+            .with_context(|| format!("creating {}", ctr.log_path().display()))?;
+        bake_runner::start(plan, options, log)
+            .with_context(|| format!("starting {:?} in image {}", plan.args, args.image()))?;
+        cleanup.0 = None;
+        println!("{container_id}");
+        return Ok(ExitCode::SUCCESS);
+    }
+
     // A terminal is only useful (and only possible) when the user is at one.
     let stdio = if args.interactive && args.tty && std::io::stdin().is_terminal() {
         Stdio::Tty
     } else {
         Stdio::Inherit
     };
-    let exit = bake_runner::run(&plan, stdio, &mut |_, _| {})
+    let exit = bake_runner::run_with(plan, options, stdio, &mut |_, _| {})
         .with_context(|| format!("running {:?} in image {}", plan.args, args.image()))?;
-    drop(container);
+    if !args.rm {
+        // Kept, exited, like Docker: `bake ps -a` shows it, `bake rm` removes it.
+        cleanup.0 = None;
+    }
+    drop(cleanup);
     Ok(crate::exit::container_code(&exit))
 }
 
-/// The writable layer of one container (`containers/<id>/{upper,work}`),
-/// removed when dropped: without `-d` or `bake start` a container is never
-/// used again, so `--rm` is the only behaviour for now.
-struct Container {
-    dir: PathBuf,
+/// The image's VOLUMEs that no `-v`/`--mount`/`--tmpfs` covers (normalised paths).
+pub fn anonymous_volumes(config: &ContainerConfig, mounts: &[MountSpec]) -> Vec<String> {
+    let target = |m: &MountSpec| match m {
+        MountSpec::Bind { target, .. } | MountSpec::Tmpfs { target, .. } => normalize(target),
+    };
+    let taken: Vec<String> = mounts.iter().map(target).collect();
+    config
+        .volumes
+        .keys()
+        .map(|v| normalize(v))
+        .filter(|v| v != "/" && !taken.contains(v))
+        .collect()
 }
 
-impl Container {
-    fn create(dir: &Path) -> Result<Container> {
-        for sub in ["upper", "work"] {
-            std::fs::create_dir_all(dir.join(sub))
-                .with_context(|| format!("creating {}", dir.join(sub).display()))?;
+/// Lexical normalisation of a container path (`..` clamped at `/`).
+pub fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
         }
-        Ok(Container {
-            dir: dir.to_path_buf(),
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// `--env-file` lines: `K=V` or `K` (taken from the host), blank lines and `#`
+/// comments skipped; values are taken verbatim (no quotes removed), like Docker.
+pub fn env_file(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.trim_start())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => format!("{}={v}", k.trim_end()),
+            None => l.trim_end().to_string(),
         })
-    }
-
-    fn upper(&self) -> PathBuf {
-        self.dir.join("upper")
-    }
-
-    fn work(&self) -> PathBuf {
-        self.dir.join("work")
-    }
+        .collect()
 }
 
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// `--memory`: bytes with an optional `b`, `k`, `m`, `g` suffix (powers of 1024, as
+/// Docker's `RAMInBytes`).
+pub fn memory_bytes(text: &str) -> Result<u64> {
+    let lower = text.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let (digits, unit) = match lower.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&lower[..i], &lower[i..]),
+        None => (lower, ""),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| anyhow!("invalid memory size {text:?}"))?;
+    let mult: u64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => bail!("invalid memory size {text:?}: unknown unit {unit:?}"),
+    };
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| anyhow!("memory size {text:?} is too large"))?;
+    // Docker's minimum: below it the container cannot even start.
+    if bytes < 6 << 20 {
+        bail!("minimum memory limit allowed is 6MB (got {text:?})");
     }
+    Ok(bytes)
 }
 
-/// 64 random hex digits, like a Docker container id.
-fn random_id() -> Result<String> {
-    use std::io::Read;
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("reading /dev/urandom for a container id")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+/// `--tmpfs /path[:size=N[,rw]]`.
+pub fn tmpfs_flag(spec: &str) -> Result<MountSpec> {
+    let (target, opts) = spec.split_once(':').unwrap_or((spec, ""));
+    if !target.starts_with('/') {
+        bail!("invalid --tmpfs {spec:?}: {target:?} is not an absolute path");
+    }
+    let mut size = None;
+    for opt in opts.split(',').filter(|o| !o.is_empty()) {
+        match opt.split_once('=') {
+            Some(("size", v)) => size = Some(size_bytes(v)?),
+            None if opt == "rw" => {}
+            _ => bail!("invalid --tmpfs {spec:?}: unsupported option {opt:?} (size=N and rw are)"),
+        }
+    }
+    Ok(MountSpec::Tmpfs {
+        target: target.to_string(),
+        size,
+    })
+}
+
+/// A size with an optional k/m/g suffix (tmpfs `size=`).
+fn size_bytes(text: &str) -> Result<u64> {
+    let lower = text.to_ascii_lowercase();
+    let (digits, mult) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 1u64 << 10),
+        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
+        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
+        _ => (lower.as_str(), 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| anyhow!("invalid size {text:?}"))
+}
+
+/// `--mount type=bind,source=/h,target=/c[,readonly]` or `type=tmpfs,target=/c[,tmpfs-size=N]`.
+pub fn mount_flag(spec: &str) -> Result<MountSpec> {
+    let mut kind = "volume";
+    let (mut source, mut target, mut readonly, mut size) = (None, None, false, None);
+    for field in spec.split(',') {
+        let (key, value) = field.split_once('=').unwrap_or((field, ""));
+        match key {
+            "type" => kind = value,
+            "source" | "src" => source = Some(value.to_string()),
+            "target" | "destination" | "dst" => target = Some(value.to_string()),
+            "readonly" | "ro" => {
+                readonly = match value {
+                    "" | "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => bail!("invalid --mount {spec:?}: readonly={value:?}"),
+                }
+            }
+            "tmpfs-size" => size = Some(size_bytes(value)?),
+            _ => bail!("invalid --mount {spec:?}: unsupported field {key:?}"),
+        }
+    }
+    let target = target.ok_or_else(|| anyhow!("invalid --mount {spec:?}: no target"))?;
+    match kind {
+        "bind" => {
+            let source = source.ok_or_else(|| anyhow!("invalid --mount {spec:?}: no source"))?;
+            let ro = if readonly { ":ro" } else { "" };
+            volume(&format!("{source}:{target}{ro}"))
+                .with_context(|| format!("invalid --mount {spec:?}"))
+        }
+        "tmpfs" => {
+            if source.is_some() {
+                bail!("invalid --mount {spec:?}: a tmpfs has no source");
+            }
+            if !target.starts_with('/') {
+                bail!("invalid --mount {spec:?}: the target is not absolute");
+            }
+            Ok(MountSpec::Tmpfs { target, size })
+        }
+        other => bail!("invalid --mount {spec:?}: type {other:?} is not supported (bind, tmpfs)"),
+    }
 }
 
 /// Docker's rule for argv: the ENTRYPOINT (or `--entrypoint`, which also
@@ -344,9 +547,67 @@ mod tests {
     }
 
     #[test]
-    fn container_ids_are_64_hex() {
-        let id = random_id().unwrap();
-        assert_eq!(id.len(), 64);
-        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    fn env_files_keep_values_verbatim_and_skip_comments() {
+        assert_eq!(
+            env_file("# c\n\nA=1\n  B = x y \nHOSTONLY\nC=\"q\"\n"),
+            ["A=1", "B= x y ", "HOSTONLY", "C=\"q\""]
+        );
+    }
+
+    #[test]
+    fn memory_sizes_use_powers_of_1024() {
+        assert_eq!(memory_bytes("64m").unwrap(), 64 << 20);
+        assert_eq!(memory_bytes("1G").unwrap(), 1 << 30);
+        assert_eq!(memory_bytes("10485760").unwrap(), 10 << 20);
+        assert_eq!(memory_bytes("512mb").unwrap(), 512 << 20);
+        assert!(memory_bytes("1k").is_err());
+        assert!(memory_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn tmpfs_and_mount_flags() {
+        assert_eq!(
+            tmpfs_flag("/run:size=1m,rw").unwrap(),
+            MountSpec::Tmpfs {
+                target: "/run".into(),
+                size: Some(1 << 20)
+            }
+        );
+        assert!(tmpfs_flag("run").is_err());
+        assert!(tmpfs_flag("/run:exec").is_err());
+        assert_eq!(
+            mount_flag("type=tmpfs,dst=/t,tmpfs-size=4k").unwrap(),
+            MountSpec::Tmpfs {
+                target: "/t".into(),
+                size: Some(4096)
+            }
+        );
+        let tmp = std::env::temp_dir();
+        let spec = format!("type=bind,src={},target=/m,readonly", tmp.display());
+        assert_eq!(
+            mount_flag(&spec).unwrap(),
+            MountSpec::Bind {
+                source: tmp,
+                target: "/m".into(),
+                readonly: true
+            }
+        );
+        assert!(mount_flag("type=volume,target=/v").is_err());
+        assert!(mount_flag("type=bind,target=/v").is_err());
+        assert!(mount_flag("type=tmpfs").is_err());
+        assert!(mount_flag("type=tmpfs,target=/t,bogus=1").is_err());
+    }
+
+    #[test]
+    fn image_volumes_not_covered_by_mounts_become_anonymous() {
+        let mut c = ContainerConfig::default();
+        for v in ["/data", "/logs/", "/cache"] {
+            c.volumes.insert(v.to_string(), Default::default());
+        }
+        let mounts = vec![MountSpec::Tmpfs {
+            target: "/cache/".into(),
+            size: None,
+        }];
+        assert_eq!(anonymous_volumes(&c, &mounts), ["/data", "/logs"]);
     }
 }

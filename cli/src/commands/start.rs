@@ -1,0 +1,46 @@
+//! `bake start`: run a stopped container again, in the background, on the same
+//! writable layer with the same plan.
+
+use anyhow::{bail, Context, Result};
+use bake_runner::{State, Status};
+use clap::Args;
+
+use super::container;
+use crate::app::Global;
+
+/// `bake start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Containers (names or ids).
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// Starts each container, printing each name as given (like Docker).
+pub fn run(global: &Global, args: &StartArgs) -> Result<()> {
+    crate::host::prepare_mounts()?;
+    let root = global
+        .root
+        .clone()
+        .unwrap_or_else(bake_store::Store::default_root);
+    for key in &args.containers {
+        let c = container::find(&root, key)?;
+        if c.state().status == Status::Running {
+            println!("{key}");
+            continue;
+        }
+        if c.config.options.remove_after.is_some() {
+            bail!("container {key} was started with --rm and cannot be restarted");
+        }
+        c.set_state(&State::default())?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(c.log_path())
+            .with_context(|| format!("opening {}", c.log_path().display()))?;
+        bake_runner::start(&c.config.plan, &c.config.options, log)
+            .with_context(|| format!("starting container {key}"))?;
+        println!("{key}");
+    }
+    Ok(())
+}
