@@ -47,6 +47,16 @@ pub enum Command {
     Push(PushArgs),
     /// Download an image from a registry.
     Pull(PullArgs),
+    /// Show what uses space in the store.
+    Du(crate::commands::du::DuArgs),
+    /// Remove what no tag, cache record or container needs.
+    Prune(crate::commands::prune::PruneArgs),
+    /// Verify the store (every blob's digest, every snapshot and tag).
+    Fsck(crate::commands::fsck::FsckArgs),
+    /// Save credentials for a registry (in the docker config.json).
+    Login(crate::commands::login::LoginArgs),
+    /// Remove the saved credentials of a registry.
+    Logout(crate::commands::login::LogoutArgs),
     /// Create a tag TARGET that refers to SOURCE.
     Tag(TagArgs),
     /// Remove image tags.
@@ -57,6 +67,22 @@ pub enum Command {
     Load(LoadArgs),
     /// Show low-level information about images, as JSON.
     Inspect(InspectArgs),
+    /// List containers.
+    Ps(crate::commands::ps::PsArgs),
+    /// Show a container's output.
+    Logs(crate::commands::logs::LogsArgs),
+    /// Stop running containers (the stop signal, then SIGKILL after a timeout).
+    Stop(crate::commands::stop::StopArgs),
+    /// Send a signal to running containers.
+    Kill(crate::commands::kill::KillArgs),
+    /// Remove containers.
+    Rm(crate::commands::rm::RmArgs),
+    /// Wait for containers to exit and print their exit codes.
+    Wait(crate::commands::wait::WaitArgs),
+    /// Run a command in a running container.
+    Exec(crate::commands::exec::ExecArgs),
+    /// Start stopped containers (in the background).
+    Start(crate::commands::start::StartArgs),
 }
 
 /// How build progress is shown.
@@ -108,12 +134,40 @@ pub struct BuildArgs {
     /// Print the build graph as JSON and exit without building.
     #[arg(long)]
     pub print_ir: bool,
+    /// Run the Dockerfile's lint checks only, without building; exit 1 if
+    /// any rule is violated.
+    #[arg(long)]
+    pub check: bool,
     /// How many vertices to run in parallel (default: the number of cores).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
     /// Write the image id to this file.
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<PathBuf>,
+    /// Where the image goes: `type=image|oci|docker|local|tar,dest=…`; repeatable.
+    #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
+    pub outputs: Vec<crate::output::OutputSpec>,
+    /// Push the `-t` names after the build.
+    #[arg(long)]
+    pub push: bool,
+    /// Write the build's digests and names to this file as JSON (like buildx).
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// Layer compression for `--push` and archive outputs.
+    #[command(flatten)]
+    pub compression: crate::output::CompressionArgs,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=PATH` or `id=ID,env=VAR`; repeatable.
+    #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
+    pub secrets: Vec<String>,
+    /// An SSH agent socket for `RUN --mount=type=ssh`: `default` ($SSH_AUTH_SOCK) or `ID=SOCKET`; repeatable.
+    #[arg(long = "ssh", value_name = "ID[=SOCKET]")]
+    pub ssh: Vec<String>,
+    /// Do not use the cache for these stages (names or indexes, comma-separated).
+    #[arg(long = "no-cache-filter", value_name = "STAGE[,STAGE]")]
+    pub no_cache_filter: Vec<String>,
+    /// Re-resolve base images from the registry even when tagged locally.
+    #[arg(long)]
+    pub pull: bool,
 }
 
 /// `bake images`.
@@ -132,9 +186,45 @@ pub struct ImagesArgs {
 /// `bake run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Remove the container's writable layer when it exits (always done for now).
+    /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
+    /// Run in the background and print the container id.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Name the container (default: a generated `adjective_name`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Read environment variables from a file (`K=V` or `K` lines, `#` comments).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// Mount a tmpfs (`/path[:size=N,mode=M]`).
+    #[arg(long = "tmpfs", value_name = "PATH[:OPTS]")]
+    pub tmpfs: Vec<String>,
+    /// Attach a mount (`type=bind,source=…,target=…[,readonly]` or `type=tmpfs,target=…`).
+    #[arg(long = "mount", value_name = "SPEC")]
+    pub mounts: Vec<String>,
+    /// Add a Linux capability (`NET_ADMIN`, `ALL`).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a Linux capability (`CHOWN`, `ALL`).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Run a minimal init as pid 1 that reaps zombies and forwards signals.
+    #[arg(long)]
+    pub init: bool,
+    /// Signal `bake stop` sends first (default: the image's STOPSIGNAL, else SIGTERM).
+    #[arg(long = "stop-signal", value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds `bake stop` waits before SIGKILL (default 10).
+    #[arg(long = "stop-timeout", value_name = "SECONDS")]
+    pub stop_timeout: Option<u64>,
+    /// Limit the number of processes in the container (cgroup pids).
+    #[arg(long = "pids-limit", value_name = "N")]
+    pub pids_limit: Option<i64>,
+    /// Memory limit (`512m`, `1g`, bytes).
+    #[arg(short = 'm', long, value_name = "BYTES")]
+    pub memory: Option<String>,
     /// Keep stdin open.
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -200,6 +290,9 @@ impl RunArgs {
 pub struct PushArgs {
     /// Local image name, which also names the registry and repository.
     pub name: String,
+    /// Layer compression.
+    #[command(flatten)]
+    pub compression: crate::output::CompressionArgs,
 }
 
 /// `bake pull`.
@@ -235,9 +328,15 @@ pub struct RmiArgs {
 /// `bake save`.
 #[derive(Debug, Args)]
 pub struct SaveArgs {
-    /// Write to this file instead of stdout.
+    /// Write to this file (a directory for `oci-dir`) instead of stdout.
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
+    /// Archive format.
+    #[arg(long, value_enum, default_value_t = crate::commands::save::Format::DockerArchive)]
+    pub format: crate::commands::save::Format,
+    /// Layer compression for the OCI formats (default gzip).
+    #[command(flatten)]
+    pub compression: crate::output::CompressionArgs,
     /// Images to save.
     #[arg(required = true)]
     pub images: Vec<String>,
@@ -246,7 +345,8 @@ pub struct SaveArgs {
 /// `bake load`.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Read from this file instead of stdin.
+    /// Read from this file (a docker-archive or OCI layout tar) or OCI
+    /// layout directory instead of stdin.
     #[arg(short = 'i', long)]
     pub input: Option<PathBuf>,
     /// Suppress the load output.

@@ -6,6 +6,7 @@ mod app;
 mod commands;
 mod exit;
 mod host;
+mod output;
 mod progress;
 mod resolver;
 

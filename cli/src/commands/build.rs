@@ -41,17 +41,21 @@ pub fn run(global: &Global, args: &BuildArgs) -> Result<()> {
     let ast = bake_frontend::parse(&dockerfile.text, &dockerfile.name)
         .map_err(|e| Diagnosed(miette::Report::new(e)))?;
 
-    if !args.print_ir {
+    if !args.print_ir && !args.check {
         crate::host::prepare_mounts()?;
     }
     let store = Arc::new(super::open_store(global)?);
+    // Held until the image is tagged: `bake prune` waits, so it never
+    // deletes this build's inputs or fresh layers.
+    let _lock = store.lock_shared()?;
     let mode = if args.quiet {
         ProgressMode::Quiet
     } else {
         args.progress
     };
     let progress = Progress::new(mode);
-    let resolver = StoreResolver::new(&store, super::registry_options(global), &progress);
+    let resolver =
+        StoreResolver::new(&store, super::registry_options(global), &progress).pull(args.pull);
     let options = BuildOptions {
         file: dockerfile.name.clone(),
         build_args,
@@ -60,13 +64,19 @@ pub fn run(global: &Global, args: &BuildArgs) -> Result<()> {
         dockerignore,
         no_cache: args.no_cache,
     };
-    let (definition, warnings) = bake_frontend::lower(&ast, &options, &resolver)
-        .map_err(|e| Diagnosed(miette::Report::new(e)))?;
+    let lowered = bake_frontend::lower(&ast, &options, &resolver);
+    if args.check {
+        return super::check::report(&ast, &options, lowered);
+    }
+    let (mut definition, warnings) = lowered.map_err(|e| Diagnosed(miette::Report::new(e)))?;
+    super::build_flags::no_cache_filter(&ast, &mut definition, &args.no_cache_filter)?;
+    let secrets = super::build_flags::secrets(&args.secrets, &args.ssh, |k| std::env::var(k).ok())?;
     if !progress.is_quiet() {
         for warning in &warnings {
             eprintln!("{warning}");
         }
     }
+    super::check::enforce(&ast, &options, &warnings)?;
     if args.print_ir {
         let mut out = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut out, &definition)?;
@@ -80,6 +90,7 @@ pub fn run(global: &Global, args: &BuildArgs) -> Result<()> {
             jobs: args.jobs.unwrap_or_else(default_jobs).max(1),
             no_cache: args.no_cache,
             source_date_epoch,
+            secrets,
         },
     );
     let locals = BTreeMap::from([("context".to_string(), context.clone())]);
@@ -103,6 +114,14 @@ pub fn run(global: &Global, args: &BuildArgs) -> Result<()> {
     }
     progress.end(step);
     progress.finish();
+    crate::output::deliver(
+        &store,
+        global,
+        args,
+        &id,
+        source_date_epoch,
+        progress.is_quiet(),
+    )?;
 
     if let Some(path) = &args.iidfile {
         std::fs::write(path, id.to_string())

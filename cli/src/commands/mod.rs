@@ -2,15 +2,30 @@
 //! its arguments into library calls and output.
 
 pub mod build;
+pub mod build_flags;
+pub mod check;
+pub mod container;
+pub mod du;
+pub mod exec;
+pub mod fsck;
 pub mod images;
 pub mod inspect;
+pub mod kill;
 pub mod load;
+pub mod login;
+pub mod logs;
+pub mod prune;
+pub mod ps;
 pub mod pull;
 pub mod push;
+pub mod rm;
 pub mod rmi;
 pub mod run;
 pub mod save;
+pub mod start;
+pub mod stop;
 pub mod tag;
+pub mod wait;
 
 use std::process::ExitCode;
 
@@ -32,11 +47,24 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Run(a) => return run::run(g, a),
         Command::Push(a) => push::run(g, a)?,
         Command::Pull(a) => pull::run(g, a)?,
+        Command::Du(a) => du::run(g, a)?,
+        Command::Prune(a) => prune::run(g, a)?,
+        Command::Fsck(a) => return fsck::run(g, a),
+        Command::Login(a) => login::login(g, a)?,
+        Command::Logout(a) => login::logout(a)?,
         Command::Tag(a) => tag::run(g, a)?,
         Command::Rmi(a) => rmi::run(g, a)?,
         Command::Save(a) => save::run(g, a)?,
         Command::Load(a) => load::run(g, a)?,
         Command::Inspect(a) => inspect::run(g, a)?,
+        Command::Ps(a) => ps::run(g, a)?,
+        Command::Logs(a) => logs::run(g, a)?,
+        Command::Stop(a) => stop::run(g, a)?,
+        Command::Kill(a) => kill::run(g, a)?,
+        Command::Rm(a) => rm::run(g, a)?,
+        Command::Wait(a) => return wait::run(g, a),
+        Command::Exec(a) => return exec::run(g, a),
+        Command::Start(a) => start::run(g, a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

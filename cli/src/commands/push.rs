@@ -23,11 +23,14 @@ pub fn run(global: &Global, args: &PushArgs) -> Result<()> {
         "The push refers to repository [{}]",
         reference.name()
     ));
+    let _lock = store.lock_shared()?;
+    let export = args.compression.export(bake_store::Compression::Gzip);
     let manifest = store
-        .push(
+        .push_with(
             &id,
             &reference,
             &super::registry_options(global),
+            &export,
             &|event| {
                 if let Some(line) = transfer::describe(&event, transfer::Direction::Push) {
                     say(&line);

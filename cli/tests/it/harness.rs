@@ -71,6 +71,11 @@ impl Bake {
         }
     }
 
+    /// The store's root directory (`BAKE_ROOT`).
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
     /// `bake ARGS…` with this store.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_bake"));
@@ -128,6 +133,12 @@ pub fn scratch_dir() -> PathBuf {
     d
 }
 
+/// The password of [`Registry::start_with_basic_auth`].
+pub const REGISTRY_PASSWORD: &str = "secret";
+/// bcrypt (cost 4) of [`REGISTRY_PASSWORD`], so no `htpasswd` tool is needed.
+const REGISTRY_PASSWORD_BCRYPT: &str =
+    "$2b$04$oxQkF2fh32xhlxNoIoOLBOZmj5B07l8L7H65RAeLoW9iEMY7aA07O";
+
 /// A `docker-registry` serving plain HTTP on a free loopback port, with its
 /// own storage; stopped when dropped.
 pub struct Registry {
@@ -138,9 +149,18 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Starts a registry and waits until `/v2/` answers. `htpasswd`: a path to
-    /// an htpasswd file to require basic auth.
+    /// Starts a registry and waits until `/v2/` answers.
     pub fn start() -> Registry {
+        Registry::start_with(None)
+    }
+
+    /// A registry that wants basic auth (htpasswd): `user` /
+    /// [`REGISTRY_PASSWORD`].
+    pub fn start_with_basic_auth(user: &str) -> Registry {
+        Registry::start_with(Some(user))
+    }
+
+    fn start_with(user: Option<&str>) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("bake-it-registry-")
             .tempdir_in(scratch_dir())
@@ -159,7 +179,14 @@ impl Registry {
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
                  http:\n  addr: {addr}\n",
                 dir.path().join("data").display()
-            ),
+            ) + &user.map_or_else(String::new, |user| {
+                let htpasswd = dir.path().join("htpasswd");
+                std::fs::write(&htpasswd, format!("{user}:{REGISTRY_PASSWORD_BCRYPT}\n")).unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: bake-test\n    path: {}\n",
+                    htpasswd.display()
+                )
+            }),
         )
         .unwrap();
         let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
@@ -319,4 +346,19 @@ pub fn build_case(
     args.push(&ctx_path);
     let out = bake.ok(&args);
     (ctx, out)
+}
+
+/// Builds an already prepared context again, tagged `tag`, with plain
+/// progress (what a user does after editing files).
+pub fn rebuild(bake: &Bake, ctx: &TempDir, tag: &str, base: &str) -> Output {
+    let [a, b] = base_arg(base);
+    bake.ok(&[
+        "build",
+        "--progress=plain",
+        "-t",
+        tag,
+        &a,
+        &b,
+        ctx.path().to_str().unwrap(),
+    ])
 }
