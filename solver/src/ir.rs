@@ -378,6 +378,26 @@ pub struct Copy {
     pub link: bool,
 }
 
+impl Copy {
+    /// Copies everything at `path` of input 0 to the root, with no
+    /// ownership or mode changes: what the solver uses to seed cache mounts
+    /// and to key what a bind mount exposes.
+    pub fn whole(path: &str) -> Copy {
+        Copy {
+            source: 0,
+            src: vec![path.to_string()],
+            dest: "/".into(),
+            owner: None,
+            mode: None,
+            allow_wildcard: false,
+            unpack_archives: false,
+            exclude: Vec::new(),
+            parents: false,
+            link: false,
+        }
+    }
+}
+
 /// `--chown user[:group]`, as written after expansion.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {

@@ -249,22 +249,6 @@ impl VertexTask<'_> {
     }
 }
 
-/// A COPY of one path, to hash what a bind mount exposes.
-fn whole(path: &str) -> Copy {
-    Copy {
-        source: 0,
-        src: vec![path.to_string()],
-        dest: "/".into(),
-        owner: None,
-        mode: None,
-        allow_wildcard: false,
-        unpack_archives: false,
-        exclude: Vec::new(),
-        parents: false,
-        link: false,
-    }
-}
-
 impl Task for VertexTask<'_> {
     type Output = Value;
     type Error = ops::Error;
@@ -298,7 +282,9 @@ impl Task for VertexTask<'_> {
                     .mounts
                     .iter()
                     .filter_map(|m| match &m.kind {
-                        MountKind::Bind { input, source, .. } if *input == i => Some(whole(source)),
+                        MountKind::Bind { input, source, .. } if *input == i => {
+                            Some(Copy::whole(source))
+                        }
                         _ => None,
                     })
                     .collect(),

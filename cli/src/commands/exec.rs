@@ -58,10 +58,7 @@ pub fn run(global: &Global, args: &ExecArgs) -> Result<ExitCode> {
 
 fn exec(global: &Global, args: &ExecArgs) -> Result<ExitCode> {
     bake_runner::check_support()?;
-    let root = global
-        .root
-        .clone()
-        .unwrap_or_else(bake_store::Store::default_root);
+    let root = super::store_root(global);
     let key = &args.container_and_command[0];
     let c = container::find(&root, key)?;
     let state = c.state();

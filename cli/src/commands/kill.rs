@@ -19,10 +19,7 @@ pub struct KillArgs {
 
 /// Signals every container, printing each name as given (like Docker).
 pub fn run(global: &Global, args: &KillArgs) -> Result<()> {
-    let root = global
-        .root
-        .clone()
-        .unwrap_or_else(bake_store::Store::default_root);
+    let root = super::store_root(global);
     let signal = container::parse_signal(&args.signal)?;
     for key in &args.containers {
         let c = container::find(&root, key)?;

@@ -43,10 +43,7 @@ pub fn tail(data: &[u8], n: usize) -> &[u8] {
 
 /// Prints the log (and follows it with `-f`).
 pub fn run(global: &Global, args: &LogsArgs) -> Result<()> {
-    let root = global
-        .root
-        .clone()
-        .unwrap_or_else(bake_store::Store::default_root);
+    let root = super::store_root(global);
     let c = container::find(&root, &args.container)?;
     let path = c.log_path();
     let mut file = match std::fs::File::open(&path) {

@@ -69,9 +69,15 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where the store lives: `--root` / `BAKE_ROOT`, or the default location.
+/// Container commands need only the path (their state is plain files).
+pub fn store_root(global: &Global) -> std::path::PathBuf {
+    global.root.clone().unwrap_or_else(Store::default_root)
+}
+
 /// The store at `--root` / `BAKE_ROOT`, or the default location.
 pub fn open_store(global: &Global) -> Result<Store> {
-    let root = global.root.clone().unwrap_or_else(Store::default_root);
+    let root = store_root(global);
     Store::open(&root).with_context(|| format!("opening the store at {}", root.display()))
 }
 

@@ -24,10 +24,7 @@ pub struct PsArgs {
 
 /// Prints the table (or the ids).
 pub fn run(global: &Global, args: &PsArgs) -> Result<()> {
-    let root = global
-        .root
-        .clone()
-        .unwrap_or_else(bake_store::Store::default_root);
+    let root = super::store_root(global);
     let now = bake_runner::now_ms();
     let mut rows = vec![[
         "CONTAINER ID".to_string(),

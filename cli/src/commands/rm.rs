@@ -26,10 +26,7 @@ pub struct RmArgs {
 
 /// Removes each container, printing each name as given (like Docker).
 pub fn run(global: &Global, args: &RmArgs) -> Result<()> {
-    let root = global
-        .root
-        .clone()
-        .unwrap_or_else(bake_store::Store::default_root);
+    let root = super::store_root(global);
     for key in &args.containers {
         let c = container::find(&root, key)?;
         if c.state().status == Status::Running {

@@ -19,10 +19,7 @@ pub struct StartArgs {
 /// Starts each container, printing each name as given (like Docker).
 pub fn run(global: &Global, args: &StartArgs) -> Result<()> {
     crate::host::prepare_mounts()?;
-    let root = global
-        .root
-        .clone()
-        .unwrap_or_else(bake_store::Store::default_root);
+    let root = super::store_root(global);
     for key in &args.containers {
         let c = container::find(&root, key)?;
         if c.state().status == Status::Running {

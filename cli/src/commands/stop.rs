@@ -50,10 +50,7 @@ pub fn stop(c: &Container, signal: Option<&str>, time: Option<u64>) -> Result<()
 
 /// Stops each container, printing each name as given (like Docker).
 pub fn run(global: &Global, args: &StopArgs) -> Result<()> {
-    let root = global
-        .root
-        .clone()
-        .unwrap_or_else(bake_store::Store::default_root);
+    let root = super::store_root(global);
     for key in &args.containers {
         let c = container::find(&root, key)?;
         stop(&c, args.signal.as_deref(), args.time)?;

@@ -18,10 +18,7 @@ pub struct WaitArgs {
 
 /// Prints one exit code per container, in order.
 pub fn run(global: &Global, args: &WaitArgs) -> Result<ExitCode> {
-    let root = global
-        .root
-        .clone()
-        .unwrap_or_else(bake_store::Store::default_root);
+    let root = super::store_root(global);
     for key in &args.containers {
         let c = container::find(&root, key)?;
         let state = container::wait_exit(&c, None).unwrap_or_default();

@@ -22,8 +22,8 @@ use crate::expand;
 /// An ARG's value: `None` when declared without a value.
 pub(crate) type ArgValue = Option<String>;
 
-/// Build args that need no ARG declaration to be accepted.
-pub(crate) const PREDEFINED_ARGS: &[&str] = &[
+/// The platform args every stage may use without declaring them.
+const PLATFORM_ARGS: &[&str] = &[
     "TARGETPLATFORM",
     "TARGETOS",
     "TARGETARCH",
@@ -32,17 +32,13 @@ pub(crate) const PREDEFINED_ARGS: &[&str] = &[
     "BUILDOS",
     "BUILDARCH",
     "BUILDVARIANT",
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "FTP_PROXY",
-    "ftp_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "ALL_PROXY",
-    "all_proxy",
 ];
+
+/// Build args that need no ARG declaration to be accepted: the platform args
+/// and the proxy variables.
+pub(crate) fn is_predefined(name: &str) -> bool {
+    PLATFORM_ARGS.contains(&name) || PROXY_ARGS.contains(&name)
+}
 
 /// The proxy variables, passed to RUN when given as build args.
 pub(crate) const PROXY_ARGS: &[&str] = &[

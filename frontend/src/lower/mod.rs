@@ -25,8 +25,8 @@ use bake_solver::ir::{
 use crate::ast::{self, Dockerfile, Instruction, Kind};
 use crate::error::{Error, ErrorKind, Source, Span, Warning};
 
+use args::is_predefined;
 pub(crate) use args::platform_args;
-use args::PREDEFINED_ARGS;
 use args::{ArgValue, MetaArgs};
 use stage::StageDecl;
 
@@ -470,7 +470,7 @@ impl<'a> Lowerer<'a> {
     fn unused_build_args(&mut self) {
         for name in self.opts.build_args.keys() {
             if self.consumed.contains(name)
-                || PREDEFINED_ARGS.contains(&name.as_str())
+                || is_predefined(name)
                 || name == crate::lint::CHECK_BUILD_ARG
             {
                 continue;

@@ -264,18 +264,7 @@ fn cache_dir(store: &Store, id: &str, new: &NewCache<'_>) -> Result<PathBuf, Err
 fn populate(dir: &Path, new: &NewCache<'_>) -> Result<(), Error> {
     fs::create_dir(dir).map_err(io_err("mkdir", dir))?;
     if let Some(seed) = new.seed {
-        let all = crate::ir::Copy {
-            source: 0,
-            src: vec!["/".into()],
-            dest: "/".into(),
-            owner: None,
-            mode: None,
-            allow_wildcard: false,
-            unpack_archives: false,
-            exclude: Vec::new(),
-            parents: false,
-            link: false,
-        };
+        let all = crate::ir::Copy::whole("/");
         super::file::copy_into(dir, seed, &[], false, &all)?;
     }
     std::os::unix::fs::chown(dir, Some(new.uid), Some(new.gid)).map_err(io_err("chown", dir))?;
