@@ -23,9 +23,14 @@ pub enum ExpandError {
     /// `${}` or `${!x}`: no variable name.
     #[error("syntax error: bad substitution")]
     BadSubstitution,
-    /// `${a@x}` and other modifiers Docker does not have.
+    /// `${a@x}`, `${a:#p}` and other modifiers Docker does not have;
+    /// holds what was written after the name (`@`, `:#`), as BuildKit
+    /// shows it.
     #[error("unsupported modifier ({0}) in substitution")]
-    UnsupportedModifier(char),
+    UnsupportedModifier(String),
+    /// `${a/p}`: a replacement needs the second `/` (BuildKit's words).
+    #[error("syntax error: missing '/' in ${{}}")]
+    MissingSlash,
     /// `${a#\d}`: in a pattern only `\*`, `\?`, `\\`, `\}` and `\/`
     /// are escapes.
     #[error("invalid pattern ({pattern}) in substitution: invalid escape '\\{escaped}'")]
@@ -389,18 +394,24 @@ impl<'a> Lexer<'a> {
                 let Some(m) = self.peek() else {
                     return Err(ExpandError::MissingBrace);
                 };
-                if !matches!(m, '-' | '+' | '?') {
-                    return Err(ExpandError::UnsupportedModifier(m));
-                }
                 self.pos += 1;
+                // BuildKit rejects `${a:#p}` / `${a:%p}` before reading on;
+                // other unknown modifiers after the word.
+                if matches!(m, '#' | '%') {
+                    return Err(ExpandError::UnsupportedModifier(format!(":{m}")));
+                }
                 let w = self.sub_word(&['}'])?;
-                let set = value.as_deref().is_some_and(|v| !v.is_empty());
-                self.apply(&name, m, set, value, w)?
+                if self.peek() != Some('}') {
+                    return Err(ExpandError::MissingBrace);
+                }
+                if !matches!(m, '-' | '+' | '?') {
+                    return Err(ExpandError::UnsupportedModifier(format!(":{m}")));
+                }
+                self.apply(&name, m, true, value, w)?
             }
             '-' | '+' | '?' => {
                 let w = self.sub_word(&['}'])?;
-                let set = value.is_some();
-                self.apply(&name, c, set, value, w)?
+                self.apply(&name, c, false, value, w)?
             }
             '#' | '%' => {
                 let longest = self.peek() == Some(c);
@@ -420,16 +431,20 @@ impl<'a> Lexer<'a> {
                 if all {
                     self.pos += 1;
                 }
-                let pattern = self.pattern(&['/', '}'])?;
-                let replacement = if self.peek() == Some('/') {
-                    self.pos += 1;
-                    self.sub_word(&['}'])?
-                } else {
-                    String::new()
-                };
-                replace(&value.unwrap_or_default(), &pattern, &replacement, all)
+                // As in BuildKit: the pattern runs to the next unescaped
+                // `/` (a `}` does not end it), and the replacement keeps
+                // its escapes as written (`${a//\//\/}` gives `\/`s).
+                let pattern = self.pattern(&['/'])?;
+                if self.peek() != Some('/') {
+                    return Err(ExpandError::MissingSlash);
+                }
+                self.pos += 1;
+                let outer = std::mem::replace(&mut self.raw_escapes, true);
+                let replacement = self.sub_word(&['}']);
+                self.raw_escapes = outer;
+                replace(&value.unwrap_or_default(), &pattern, &replacement?, all)
             }
-            other => return Err(ExpandError::UnsupportedModifier(other)),
+            other => return Err(ExpandError::UnsupportedModifier(other.to_string())),
         };
         if self.peek() != Some('}') {
             return Err(ExpandError::MissingBrace);
@@ -438,14 +453,18 @@ impl<'a> Lexer<'a> {
         Ok(result)
     }
 
+    /// `-`, `+`, `?`; `null_is_unset` for the `:` forms, where an empty
+    /// value counts as unset.
     fn apply(
         &self,
         name: &str,
         modifier: char,
-        set: bool,
+        null_is_unset: bool,
         value: Option<String>,
         word: String,
     ) -> Result<String, ExpandError> {
+        let empty = value.as_deref() == Some("");
+        let set = value.is_some() && !(null_is_unset && empty);
         Ok(match modifier {
             '-' if set => value.unwrap_or_default(),
             '-' => word,
@@ -453,14 +472,20 @@ impl<'a> Lexer<'a> {
             '+' => String::new(),
             _ if set => value.unwrap_or_default(),
             _ => {
+                // BuildKit tells an unset variable from an empty one.
+                let default = if value.is_some() {
+                    "is not allowed to be empty"
+                } else {
+                    "is not allowed to be unset"
+                };
                 return Err(ExpandError::Required {
                     name: name.to_string(),
                     message: if word.is_empty() {
-                        "is not allowed to be unset".to_string()
+                        default.to_string()
                     } else {
                         word
                     },
-                })
+                });
             }
         })
     }
@@ -560,25 +585,35 @@ fn remove_suffix(value: &str, p: &[Tok], longest: bool) -> String {
     }
 }
 
+/// `${a/p/r}` (first match) and `${a//p/r}` (every match), with Go's
+/// `regexp` semantics that BuildKit inherits: the leftmost match, as long
+/// as the wildcards allow; a pattern that matches the empty string matches
+/// between characters too (`${a/$EMPTY/x}` prepends `x`), but never right
+/// after the previous match.
 fn replace(value: &str, p: &[Tok], replacement: &str, all: bool) -> String {
     let v: Vec<char> = value.chars().collect();
-    if p.is_empty() {
-        return value.to_string();
-    }
     let mut out = String::new();
     let mut i = 0;
-    let mut replaced = false;
-    while i < v.len() {
-        if !replaced || all {
-            // Longest match starting here.
-            if let Some(end) = (i + 1..=v.len()).rev().find(|&e| glob(p, &v[i..e])) {
+    let mut last_end: Option<usize> = None;
+    while i <= v.len() {
+        let found = (i..=v.len()).rev().find(|&e| glob(p, &v[i..e]));
+        if let Some(end) = found {
+            if end > i || last_end != Some(i) {
                 out.push_str(replacement);
-                i = end;
-                replaced = true;
-                continue;
+                last_end = Some(end);
+                if !all {
+                    out.extend(&v[end..]);
+                    return out;
+                }
+                if end > i {
+                    i = end;
+                    continue;
+                }
             }
         }
-        out.push(v[i]);
+        if let Some(&c) = v.get(i) {
+            out.push(c);
+        }
         i += 1;
     }
     out

@@ -8,6 +8,8 @@
 //! that need the base image's config or the ARG/ENV scope: `UndefinedVar`,
 //! `JSONArgsRecommended`).
 
+mod description;
+pub(crate) mod platform;
 mod rules;
 
 pub(crate) use rules::suggest;
@@ -136,6 +138,15 @@ pub const RULES: &[Rule] = &[
     Rule {
         name: "CopyIgnoredFile",
         description: "Attempting to Copy file that is excluded by .dockerignore",
+        experimental: true,
+    },
+    rule(
+        platform::RULE,
+        "Base image platform does not match expected target platform",
+    ),
+    Rule {
+        name: description::RULE,
+        description: "Comment for build stage or argument should follow the format: `# <arg/stage name> <description>`. If this is not intended to be a description comment, add an empty line or comment between the instruction and the comment.",
         experimental: true,
     },
 ];
@@ -271,6 +282,7 @@ pub fn check(df: &Dockerfile, opts: &BuildOptions) -> Vec<Warning> {
     };
     let mut out = df.warnings.clone();
     out.extend(rules::check(df, &src, opts));
+    out.extend(description::check(df, &src));
     out
 }
 

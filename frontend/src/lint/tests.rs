@@ -516,3 +516,146 @@ fn reference_validity() {
         assert!(!rules::valid_reference(bad), "{bad}");
     }
 }
+
+#[test]
+fn invalid_definition_description() {
+    const ON: &str = "# check=experimental=InvalidDefinitionDescription\n";
+    let with = |body: &str| format!("{ON}{body}");
+    let cases: Vec<(String, Vec<(usize, &str)>)> = vec![
+        // The comment right above starts with the name: a description.
+        (with("# base is the base\nFROM a AS base\n"), vec![]),
+        (with("# VERSION sets it\nARG VERSION=1\nFROM a\n"), vec![]),
+        // Any of several ARG keys will do.
+        (with("# B second\nARG A B\nFROM a\n"), vec![]),
+        // A comment that does not start with the name.
+        (
+            with("# a non-descriptive comment\nFROM scratch AS base\n"),
+            vec![(
+                3,
+                "Comment for FROM should follow the format: `# base <description>`",
+            )],
+        ),
+        (
+            with("FROM a\n# another comment\nARG VERSION=1\n"),
+            vec![(
+                4,
+                "Comment for ARG should follow the format: `# VERSION <description>`",
+            )],
+        ),
+        (
+            with("FROM a\n# nope\nARG A B\n"),
+            vec![(
+                4,
+                "Comment for ARG should follow the format: `# <arg_key> <description>`",
+            )],
+        ),
+        // Only the last line of the block counts.
+        (
+            with("FROM a\n# text first\n# V then the name\nARG V\n"),
+            vec![],
+        ),
+        (
+            with("FROM a\n# V first\n# then text\nARG V\n"),
+            vec![(
+                5,
+                "Comment for ARG should follow the format: `# V <description>`",
+            )],
+        ),
+        // A blank line or an empty `#` sets a comment apart.
+        (with("# a comment\n\nFROM a AS base\n"), vec![]),
+        (with("FROM a\n# a comment\n#\nARG V\n"), vec![]),
+        // FROM without a name has nothing to describe; other instructions
+        // are never checked; no comment, no warning.
+        (with("# any comment\nFROM a\n# x\nRUN true\n"), vec![]),
+        (with("FROM a AS base\nARG V\n"), vec![]),
+        // The parser directives are not a description.
+        (
+            "# syntax=docker/dockerfile:1\n# check=experimental=all\nARG V\nFROM a\n".to_string(),
+            vec![],
+        ),
+        (
+            "# check=experimental=all\n# oops\nARG V\nFROM a\n".to_string(),
+            vec![(
+                3,
+                "Comment for ARG should follow the format: `# V <description>`",
+            )],
+        ),
+    ];
+    for (text, want) in &cases {
+        let got = of("InvalidDefinitionDescription", text);
+        let want: Vec<(usize, String)> = want.iter().map(|(l, m)| (*l, m.to_string())).collect();
+        assert_eq!(&got, &want, "{text:?}");
+    }
+    // Experimental: off unless asked for, as in BuildKit.
+    assert!(of(
+        "InvalidDefinitionDescription",
+        "# a non-descriptive comment\nFROM scratch AS base\n"
+    )
+    .is_empty());
+    assert!(
+        rule_named("InvalidDefinitionDescription")
+            .unwrap()
+            .experimental
+    );
+}
+
+#[test]
+fn invalid_base_image_platform() {
+    // The fake base images are linux/amd64.
+    table(
+        "InvalidBaseImagePlatform",
+        &[
+            ("FROM a\n", &[]),
+            ("FROM --platform=linux/amd64 a\n", &[]),
+            (
+                "FROM --platform=linux/arm64 a AS x\nRUN true\n",
+                &[(
+                    1,
+                    "Base image a was pulled with platform \"linux/amd64\", expected \"linux/arm64\" for current build",
+                )],
+            ),
+            (
+                "ARG P=linux/arm/v7\nFROM --platform=$P busybox\n",
+                &[(
+                    2,
+                    "Base image busybox was pulled with platform \"linux/amd64\", expected \"linux/arm/v7\" for current build",
+                )],
+            ),
+            // scratch and earlier stages are not pulled images.
+            ("FROM --platform=linux/arm64 scratch\n", &[]),
+        ],
+    );
+}
+
+#[test]
+fn base_image_platforms_compare_like_containerd() {
+    use crate::lint::platform::mismatch;
+    let img = |arch: &str, variant: Option<&str>| ImageConfig {
+        os: "linux".into(),
+        architecture: arch.into(),
+        variant: variant.map(Into::into),
+        ..ImageConfig::default()
+    };
+    let want = |arch: &str, variant: Option<&str>| Platform {
+        os: "linux".into(),
+        architecture: arch.into(),
+        variant: variant.map(Into::into),
+    };
+    let cases: &[(ImageConfig, Platform, bool)] = &[
+        (img("amd64", None), want("amd64", None), true),
+        (img("arm64", Some("v8")), want("arm64", None), true),
+        (img("aarch64", None), want("arm64", Some("v8")), true),
+        (img("arm", Some("v7")), want("arm", None), true),
+        (img("arm", Some("v6")), want("arm", Some("v7")), false),
+        (img("arm64", None), want("amd64", None), false),
+        // An image that does not say: nothing to judge.
+        (img("", None), want("amd64", None), true),
+    ];
+    for (image, platform, ok) in cases {
+        assert_eq!(
+            mismatch("x", image, platform).is_none(),
+            *ok,
+            "{image:?} vs {platform:?}"
+        );
+    }
+}

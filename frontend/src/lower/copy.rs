@@ -99,6 +99,13 @@ fn classify(src: &str) -> AddSource {
     AddSource::Local
 }
 
+/// A git `--checksum`: a commit id, full or abbreviated to at least 7
+/// hex digits (`sha1:` allowed in front).
+fn is_commit_checksum(value: &str) -> bool {
+    let v = value.strip_prefix("sha1:").unwrap_or(value);
+    (7..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// The file name an `ADD <url>` produces (the URL path's last element).
 fn url_filename(url: &str) -> String {
     let after_scheme = url.split_once("://").map_or(url, |(_, r)| r);
@@ -343,7 +350,7 @@ impl Lowerer<'_> {
                 link: a.link,
             })
         };
-        for (src, span) in &p.sources {
+        for (src, _) in &p.sources {
             match classify(src) {
                 AddSource::Local => {
                     if let Some((_, cspan)) = &checksum {
@@ -376,18 +383,23 @@ impl Lowerer<'_> {
                     reference,
                     subdir,
                 } => {
-                    if checksum.is_some() {
-                        return Err(self.src.error(
-                            ErrorKind::Unsupported,
-                            span.clone(),
-                            "ADD --checksum for git sources is not supported yet",
-                        ));
+                    // BuildKit: a git source's checksum is the commit id
+                    // the ref must resolve to (checked by the solver).
+                    if let Some((c, cspan)) = &checksum {
+                        if !is_commit_checksum(c) {
+                            return Err(self.src.error(
+                                ErrorKind::InvalidValue,
+                                cspan.clone(),
+                                format!("invalid checksum {c:?} for a git source: expected a commit id (7 to 64 hex digits)"),
+                            ));
+                        }
                     }
                     let op = Op::Source(IrSource::Git {
                         remote,
                         reference,
                         subdir,
                         keep_git_dir: a.keep_git_dir,
+                        checksum: checksum.as_ref().map(|(c, _)| c.clone()),
                     });
                     let v = self.push(op, Vec::new(), src.clone(), Some(ins));
                     inputs.push(v);
@@ -498,6 +510,20 @@ mod tests {
         assert_eq!(owner(""), None);
         assert_eq!(owner("app").unwrap().group, None);
         assert_eq!(owner("1:2").unwrap().group.as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn git_checksums() {
+        for ok in [
+            "c75964d",
+            "C75964DE554C9D9BB869F34B28DE8D91F0196EB6",
+            "sha1:abcdef0",
+        ] {
+            assert!(is_commit_checksum(ok), "{ok}");
+        }
+        for bad in ["c7596", "sha256:abcdef0", "main", "", &"a".repeat(65)] {
+            assert!(!is_commit_checksum(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -359,10 +359,14 @@ impl Lowerer<'_> {
                     gid: m.gid.unwrap_or(0),
                     env: m.env.clone(),
                 };
-                return Ok(Mount {
-                    target: target.unwrap_or_else(|| format!("/run/secrets/{id}")),
-                    kind,
-                });
+                // `env=` without a target exposes the secret as a variable
+                // only, as BuildKit does; an empty target says "no file".
+                let target = match (target, &m.env) {
+                    (Some(t), _) => t,
+                    (None, Some(_)) => String::new(),
+                    (None, None) => format!("/run/secrets/{id}"),
+                };
+                return Ok(Mount { target, kind });
             }
             "ssh" => {
                 let kind = MountKind::Ssh {

@@ -274,6 +274,14 @@ impl Lowerer<'_> {
             let (v, img) = self.image(&base, &platform, from.image.span.clone(), |img| {
                 format!("{label} {}", img.reference)
             })?;
+            if let Some(message) = crate::lint::platform::mismatch(&base, &img.config, &platform) {
+                let w = self.src.warning(
+                    crate::lint::platform::RULE,
+                    Some(from.image.span.start),
+                    message,
+                );
+                self.lints.borrow_mut().push(w);
+            }
             let mut config = img.config.clone();
             config.created = None;
             config.rootfs.diff_ids.clear();

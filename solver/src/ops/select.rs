@@ -101,6 +101,9 @@ impl Tree<'_> {
 /// # Errors
 /// A missing or excluded source, unreadable files, bad patterns.
 pub fn select(tree: &Tree<'_>, copy: &Copy) -> Result<Vec<Item>, Error> {
+    if copy.parents {
+        return super::parents::select(tree, copy);
+    }
     let exclude = Matcher::new(&copy.exclude)?;
     let mut items = Vec::new();
     for src in &copy.src {
@@ -128,6 +131,13 @@ pub fn select(tree: &Tree<'_>, copy: &Copy) -> Result<Vec<Item>, Error> {
             )?;
             // BuildKit allows a wildcard that matches nothing.
             for m in matched {
+                // `--exclude` applies to what a wildcard matched, too
+                // (`COPY --exclude=*.txt hom* /d/`), by name as below a
+                // matched directory.
+                let name = m.rsplit('/').next().unwrap_or(&m);
+                if !exclude.is_empty() && exclude.is_excluded(name) {
+                    continue;
+                }
                 items.push(item(tree, &m, &exclude)?);
             }
         } else {

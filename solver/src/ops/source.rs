@@ -9,8 +9,8 @@ use crate::ir::{LocalDirs, Source};
 /// is read beyond the store's records.
 ///
 /// # Errors
-/// Missing images or locals; Git sources are not implemented. (HTTP
-/// sources are lazy downloads the solver makes itself: [`super::http`].)
+/// Missing images or locals. (HTTP and Git sources are lazy downloads
+/// the solver makes itself: [`super::http`], [`super::git`].)
 pub fn run(store: &Store, source: &Source, locals: &LocalDirs) -> Result<Value, Error> {
     match source {
         Source::Scratch => Ok(Value::Layers(Vec::new())),
@@ -23,7 +23,7 @@ pub fn run(store: &Store, source: &Source, locals: &LocalDirs) -> Result<Value, 
             "ADD from a URL ({url}) is not implemented yet"
         ))),
         Source::Git { remote, .. } => Err(Error::Unsupported(format!(
-            "ADD from a git repository ({remote}) is not implemented yet"
+            "ADD from a git repository ({remote}) is resolved by the solver, not here"
         ))),
     }
 }
