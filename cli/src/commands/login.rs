@@ -69,7 +69,7 @@ pub fn login(global: &Global, args: &LoginArgs) -> Result<()> {
         (None, false) => bail!("give the password with --password-stdin"),
     };
     let host = host(args.server.as_deref());
-    let mut options = super::registry_options(global);
+    let mut options = super::try_registry_options(global)?;
     options.auth = Some((user.clone(), password.clone()));
     let client = Client::new(&host, &options)?;
     client

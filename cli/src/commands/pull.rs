@@ -11,10 +11,10 @@ use bake_store::reference::Reference;
 use bake_store::registry::{PlatformSpec, RegistryOptions};
 use bake_store::transfer::TransferEvent;
 
-use crate::app::{Global, PullArgs};
-use crate::progress::transfer;
+use crate::app::{Global, ProgressMode, PullArgs};
+use crate::progress::transfer::{self, Direction, Stream, TransferView};
 
-/// Pulls and tags the image, printing docker's progress lines on stdout.
+/// Pulls and tags the image, printing docker's progress on stdout.
 pub fn run(global: &Global, args: &PullArgs) -> Result<()> {
     let platform = match &args.platform {
         Some(p) => p
@@ -24,20 +24,19 @@ pub fn run(global: &Global, args: &PullArgs) -> Result<()> {
     };
     let store = super::open_store(global)?;
     let reference = super::parse_reference(&args.name)?;
-    let out = Mutex::new(std::io::stdout());
     let report = if args.quiet {
         Report::Quiet
     } else {
         Report::Full
     };
-    pull_reporting(
-        &store,
-        &reference,
-        &platform,
-        &super::registry_options(global),
-        &out,
-        report,
-    )?;
+    let mode = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        args.progress
+    };
+    let view = TransferView::new(mode, Direction::Pull, Stream::Stdout);
+    let options = super::try_registry_options(global)?;
+    pull_reporting(&store, &reference, &platform, &options, &view, report)?;
     Ok(())
 }
 
@@ -52,13 +51,13 @@ pub fn local_or_pull(store: &Store, global: &Global, name: &str) -> Result<Diges
     }
     let reference = super::parse_reference(name)?;
     eprintln!("Unable to find image '{}' locally", reference.familiar());
-    let out = Mutex::new(std::io::stderr());
+    let view = TransferView::new(ProgressMode::Auto, Direction::Pull, Stream::Stderr);
     pull_reporting(
         store,
         &reference,
         &PlatformSpec::host(),
-        &super::registry_options(global),
-        &out,
+        &super::try_registry_options(global)?,
+        &view,
         Report::Implicit,
     )
 }
@@ -75,50 +74,45 @@ enum Report {
 }
 
 /// Pulls with docker's lines (`Pulling from`, per-layer status, `Digest:`,
-/// `Status:`) on `out`, as much as `report` asks for.
-fn pull_reporting<W: Write + Send>(
+/// `Status:`) through `view`, as much as `report` asks for.
+fn pull_reporting(
     store: &Store,
     reference: &Reference,
     platform: &PlatformSpec,
     options: &RegistryOptions,
-    out: &Mutex<W>,
+    view: &TransferView,
     report: Report,
 ) -> Result<Digest> {
     let quiet = report == Report::Quiet;
     let before = store.resolve(&reference.to_string()).ok().flatten();
-    let say = |line: &str| {
-        let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = writeln!(out, "{line}");
-    };
     if !quiet {
         let tag = reference.tag.as_deref().unwrap_or("latest");
-        say(&format!("{tag}: Pulling from {}", reference.repository));
+        view.say(&format!("{tag}: Pulling from {}", reference.repository));
     }
     let manifest = Mutex::new(None);
-    let id = pull(store, reference, platform, options, &|event| {
+    let pulled = pull(store, reference, platform, options, &|event| {
         if let Some(d) = transfer::manifest_digest(&event) {
             *manifest.lock().unwrap_or_else(|p| p.into_inner()) = Some(d);
         }
-        if !quiet {
-            if let Some(line) = transfer::describe(&event, transfer::Direction::Pull) {
-                say(&line);
-            }
-        }
-    })?;
+        view.event(&event);
+    });
+    view.finish(pulled.is_ok());
+    let id = pulled?;
     if quiet {
-        say(&reference.to_string());
+        // A closed stdout is not a failed pull.
+        let _ = writeln!(std::io::stdout(), "{reference}");
     } else {
         if let Some(d) = manifest.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            say(&format!("Digest: {d}"));
+            view.say(&format!("Digest: {d}"));
         }
         let status = if before.as_ref() == Some(&id) {
             "Image is up to date for"
         } else {
             "Downloaded newer image for"
         };
-        say(&format!("Status: {status} {}", reference.familiar()));
+        view.say(&format!("Status: {status} {}", reference.familiar()));
         if report == Report::Full {
-            say(&reference.to_string());
+            view.say(&reference.to_string());
         }
     }
     Ok(id)

@@ -24,6 +24,9 @@ pub(crate) enum Challenge {
         realm: String,
         service: Option<String>,
         scope: Option<String>,
+        /// `invalid_token` (expired or not trusted: fetch another),
+        /// `insufficient_scope` (the token does not grant the action).
+        error: Option<String>,
     },
 }
 
@@ -42,6 +45,7 @@ pub(crate) fn parse_challenge(header: &str) -> Option<Challenge> {
             realm: params.get("realm")?.clone(),
             service: params.get("service").cloned(),
             scope: params.get("scope").cloned(),
+            error: params.get("error").cloned(),
         })
     } else {
         None
@@ -293,7 +297,14 @@ mod tests {
                 realm: "https://auth.docker.io/token".into(),
                 service: Some("registry.docker.io".into()),
                 scope: Some("repository:library/busybox:pull,push".into()),
+                error: None,
             })
+        );
+        let c = parse_challenge(
+            r#"Bearer realm="http://a/token",service="s",scope="repository:x:push",error="insufficient_scope""#,
+        );
+        assert!(
+            matches!(c, Some(Challenge::Bearer { error: Some(e), .. }) if e == "insufficient_scope")
         );
     }
 

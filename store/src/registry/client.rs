@@ -12,6 +12,7 @@ pub use super::blob::BlobReader;
 use super::endpoint::{base_url, resolve_location, with_query};
 use super::{Error, RegistryOptions};
 use crate::oci::{media_types, Digest};
+use token::Token;
 
 /// Tries per request: connection failures and 5xx answers are retried.
 const MAX_TRIES: u32 = 3;
@@ -48,7 +49,7 @@ struct AuthState {
     /// Token endpoint and service, once the registry asked for a bearer token.
     bearer: Option<(String, Option<String>)>,
     /// Tokens by scope set (the scopes joined by spaces).
-    tokens: HashMap<String, String>,
+    tokens: HashMap<String, Token>,
 }
 
 /// A request body that can be sent again after a retry.
@@ -149,9 +150,28 @@ fn error_message(response: ureq::Response) -> String {
     }
 }
 
-/// The error for an answer the operation does not expect.
-fn status_error(op: &'static str, url: &str, response: ureq::Response) -> Error {
+/// The error for an answer the operation does not expect. A 401 whose
+/// bearer challenge says `insufficient_scope` is a refusal, not a missing
+/// login: [`Error::Denied`] with `hint`.
+fn status_error_with(op: &'static str, url: &str, response: ureq::Response, hint: &str) -> Error {
     let status = response.status();
+    if let Some(Challenge::Bearer {
+        scope,
+        error: Some(error),
+        ..
+    }) = response
+        .header("WWW-Authenticate")
+        .and_then(auth::parse_challenge)
+    {
+        if status == 401 && error == "insufficient_scope" {
+            return Error::Denied {
+                op,
+                url: url.to_string(),
+                scope: scope.unwrap_or_default(),
+                hint: hint.to_string(),
+            };
+        }
+    }
     let message = error_message(response);
     match status {
         401 | 403 => Error::Unauthorized {
@@ -270,6 +290,19 @@ impl Client {
         }
     }
 
+    /// The error for an answer the operation does not expect (see
+    /// [`status_error_with`]).
+    fn status_error(&self, op: &'static str, url: &str, response: ureq::Response) -> Error {
+        let hint = match &self.credentials {
+            Some((user, _)) => format!("; user `{user}` may not"),
+            None => format!(
+                "; no credentials for {}: bake login {}",
+                self.host, self.host
+            ),
+        };
+        status_error_with(op, url, response, &hint)
+    }
+
     /// The host this client talks to, as written in references.
     pub fn host(&self) -> &str {
         &self.host
@@ -290,7 +323,7 @@ impl Client {
         let response = self.execute(Call::new("ping", "GET", url.clone(), Vec::new()))?;
         match response.status() {
             200 => Ok(()),
-            _ => Err(status_error("ping", &url, response)),
+            _ => Err(self.status_error("ping", &url, response)),
         }
     }
 
@@ -314,7 +347,7 @@ impl Client {
         match response.status() {
             200 => {}
             404 => return Err(self.not_found(repo, reference, &url)),
-            _ => return Err(status_error("get manifest", &url, response)),
+            _ => return Err(self.status_error("get manifest", &url, response)),
         }
         let content_type = response.header("Content-Type").map(str::to_string);
         let bytes = read_limited(response, MAX_MANIFEST_BYTES, "manifest", &url)?;
@@ -356,7 +389,7 @@ impl Client {
             .body(Body::Bytes(bytes));
         let response = self.execute(call)?;
         if !(200..=202).contains(&response.status()) {
-            return Err(status_error("put manifest", &url, response));
+            return Err(self.status_error("put manifest", &url, response));
         }
         let digest = Digest::of(bytes);
         if let Some(reported) = response
@@ -389,7 +422,7 @@ impl Client {
         match response.status() {
             200 => Ok(true),
             404 => Ok(false),
-            _ => Err(status_error("head blob", &url, response)),
+            _ => Err(self.status_error("head blob", &url, response)),
         }
     }
 
@@ -416,7 +449,7 @@ impl Client {
                     url,
                 })
             }
-            _ => return Err(status_error("get blob", &url, response)),
+            _ => return Err(self.status_error("get blob", &url, response)),
         }
         let content_length = response
             .header("Content-Length")
@@ -427,6 +460,60 @@ impl Client {
             url,
             content_length,
         ))
+    }
+
+    /// Opens a blob from byte `offset` on, for resuming a download: asks
+    /// with `Range: bytes=offset-` (when `offset > 0`). The body is *not*
+    /// verified — the caller hashes the bytes it kept and these. When the
+    /// registry ignores the range (200) the body starts at 0, which
+    /// [`BlobRange::start`] says.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Invalid`] for a `Content-Range` that
+    /// does not start at `offset`, [`Error::Status`] (416 included: the
+    /// caller should start over), and the transport/auth errors.
+    pub fn open_blob_range(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<BlobRange, Error> {
+        let url = format!("{}/v2/{repo}/blobs/{digest}", self.base);
+        let mut call = Call::new("get blob", "GET", url.clone(), vec![pull_scope(repo)]);
+        if offset > 0 {
+            call = call.header("Range", format!("bytes={offset}-"));
+        }
+        let response = self.execute(call)?;
+        let start = match response.status() {
+            200 => 0,
+            206 => {
+                let range = response.header("Content-Range").unwrap_or("").trim();
+                let first = range
+                    .strip_prefix("bytes ")
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|n| n.trim().parse::<u64>().ok());
+                if first != Some(offset) {
+                    return Err(Error::Invalid {
+                        what: "partial response",
+                        url,
+                        reason: format!("Content-Range `{range}` for bytes={offset}-"),
+                    });
+                }
+                offset
+            }
+            404 => {
+                return Err(Error::NotFound {
+                    what: format!("blob {digest} in {}/{repo}", self.host),
+                    url,
+                })
+            }
+            _ => return Err(self.status_error("get blob", &url, response)),
+        };
+        Ok(BlobRange {
+            reader: response.into_reader(),
+            start,
+            url,
+        })
     }
 
     /// Streams a blob into `writer`, verifying its digest; returns its size.
@@ -476,7 +563,7 @@ impl Client {
             vec![push_scope(repo)],
         ))?;
         if response.status() != 202 {
-            return Err(status_error("start upload", &start_url, response));
+            return Err(self.status_error("start upload", &start_url, response));
         }
         let location = self.location(&start_url, &response, &query_digest_pair(digest))?;
         let call = Call::new(
@@ -490,7 +577,7 @@ impl Client {
         let response = self.execute(call)?;
         match response.status() {
             201 | 204 => Ok(()),
-            _ => Err(status_error("upload blob", &location, response)),
+            _ => Err(self.status_error("upload blob", &location, response)),
         }
     }
 
@@ -528,7 +615,7 @@ impl Client {
                 }
                 Ok(false)
             }
-            _ => Err(status_error("mount blob", &url, response)),
+            _ => Err(self.status_error("mount blob", &url, response)),
         }
     }
 
@@ -578,14 +665,24 @@ impl Client {
             _ => None,
         };
         let mut attempt = 0;
-        let mut answered_challenge = false;
+        // Challenges answered for this request: the first 401 (no or an
+        // unknown token), and one more when the registry rejected the
+        // token itself (`invalid_token`: it expired meanwhile).
+        let mut challenges = 0;
+        let mut fresh: Option<String> = None;
         loop {
             attempt += 1;
             let mut request = self.agent.request(call.method, &call.url);
             for (name, value) in &call.headers {
                 request = request.set(name, value);
             }
-            if let Some(value) = self.authorization(&call.scopes)? {
+            // The token a challenge just brought is used as is, even when
+            // its lifetime is shorter than the margin `authorization` keeps.
+            let value = match fresh.take() {
+                Some(value) => Some(value),
+                None => self.authorization(&call.scopes)?,
+            };
+            if let Some(value) = value {
                 request = request.set("Authorization", &value);
             }
             let result = match &mut call.body {
@@ -620,11 +717,22 @@ impl Client {
                     });
                 }
             };
-            if response.status() == 401 && !answered_challenge {
-                answered_challenge = true;
+            if response.status() == 401 {
                 let challenge = response.header("WWW-Authenticate").map(str::to_string);
-                self.answer_challenge(call.op, &call.url, challenge.as_deref(), &call.scopes)?;
-                continue;
+                let invalid_token = matches!(
+                    challenge.as_deref().and_then(auth::parse_challenge),
+                    Some(Challenge::Bearer { error: Some(e), .. }) if e == "invalid_token"
+                );
+                if challenges == 0 || (challenges == 1 && invalid_token) {
+                    challenges += 1;
+                    fresh = self.answer_challenge(
+                        call.op,
+                        &call.url,
+                        challenge.as_deref(),
+                        &call.scopes,
+                    )?;
+                    continue;
+                }
             }
             if response.status() >= 500 && attempt < MAX_TRIES {
                 backoff(attempt);
@@ -633,134 +741,25 @@ impl Client {
             return Ok(response);
         }
     }
+}
 
-    /// The `Authorization` header for a request needing `scopes`, fetching
-    /// a token if the registry uses bearer tokens and none is cached.
-    fn authorization(&self, scopes: &[String]) -> Result<Option<String>, Error> {
-        let (bearer, basic) = {
-            let state = self.auth.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(token) = state.tokens.get(&scopes.join(" ")) {
-                return Ok(Some(format!("Bearer {token}")));
-            }
-            (state.bearer.clone(), state.basic)
-        };
-        if let Some((realm, service)) = bearer {
-            let token = self.fetch_token(&realm, service.as_deref(), scopes)?;
-            self.auth
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .tokens
-                .insert(scopes.join(" "), token.clone());
-            return Ok(Some(format!("Bearer {token}")));
-        }
-        Ok(match (&self.credentials, basic) {
-            (Some(creds), true) => Some(auth::basic_header(creds)),
-            _ => None,
-        })
-    }
+/// A blob body from [`BlobRange::start`] on (see [`Client::open_blob_range`]).
+pub struct BlobRange {
+    /// The body: the blob's bytes from `start` to its end, unverified.
+    pub reader: Box<dyn Read + Send + Sync>,
+    /// Where the body starts: the offset asked for, or 0 when the registry
+    /// sent the whole blob.
+    pub start: u64,
+    /// The URL, for errors.
+    pub url: String,
+}
 
-    /// Learns from a 401 how to authenticate, so that the retry can.
-    fn answer_challenge(
-        &self,
-        op: &'static str,
-        url: &str,
-        header: Option<&str>,
-        scopes: &[String],
-    ) -> Result<(), Error> {
-        let unauthorized = |reason: String| Error::Unauthorized {
-            op,
-            url: url.to_string(),
-            reason,
-        };
-        match header.and_then(auth::parse_challenge) {
-            Some(Challenge::Basic) => {
-                if self.credentials.is_none() {
-                    return Err(unauthorized(format!(
-                        "the registry wants a user name and password and none is configured for {} \
-                         (docker login, or the auth option)",
-                        self.host
-                    )));
-                }
-                self.auth.lock().unwrap_or_else(|e| e.into_inner()).basic = true;
-                Ok(())
-            }
-            Some(Challenge::Bearer {
-                realm,
-                service,
-                scope,
-            }) => {
-                // Ask for what the request needs plus whatever the
-                // challenge names, cached under the request's own scopes.
-                let mut wanted = scopes.to_vec();
-                for s in scope.iter().flat_map(|s| s.split(' ')) {
-                    if !s.is_empty() && !wanted.iter().any(|w| w == s) {
-                        wanted.push(s.to_string());
-                    }
-                }
-                let token = self.fetch_token(&realm, service.as_deref(), &wanted)?;
-                let mut state = self.auth.lock().unwrap_or_else(|e| e.into_inner());
-                state.bearer = Some((realm, service));
-                state.tokens.insert(scopes.join(" "), token);
-                Ok(())
-            }
-            None => Err(unauthorized(format!(
-                "unsupported authentication challenge `{}`",
-                header.unwrap_or("")
-            ))),
-        }
-    }
-
-    /// `GET realm?service=…&scope=…`, with basic credentials when known.
-    fn fetch_token(
-        &self,
-        realm: &str,
-        service: Option<&str>,
-        scopes: &[String],
-    ) -> Result<String, Error> {
-        let token_error = |reason: String| Error::Token {
-            realm: realm.to_string(),
-            reason,
-        };
-        let mut request = self.agent.get(realm);
-        if let Some(service) = service {
-            request = request.query("service", service);
-        }
-        for scope in scopes {
-            request = request.query("scope", scope);
-        }
-        if let Some(creds) = &self.credentials {
-            request = request.set("Authorization", &auth::basic_header(creds));
-        }
-        let response = match request.call() {
-            Ok(response) => response,
-            Err(ureq::Error::Status(status @ (401 | 403), response)) => {
-                return Err(Error::Unauthorized {
-                    op: "get token",
-                    url: realm.to_string(),
-                    reason: format!("HTTP {status}: {}", error_message(response)),
-                })
-            }
-            Err(ureq::Error::Status(status, response)) => {
-                return Err(token_error(format!(
-                    "HTTP {status}: {}",
-                    error_message(response)
-                )))
-            }
-            Err(ureq::Error::Transport(t)) => return Err(token_error(t.to_string())),
-        };
-        #[derive(Deserialize)]
-        struct TokenResponse {
-            token: Option<String>,
-            access_token: Option<String>,
-        }
-        let bytes = read_limited(response, MAX_MANIFEST_BYTES, "token response", realm)?;
-        let parsed: TokenResponse =
-            serde_json::from_slice(&bytes).map_err(|e| token_error(e.to_string()))?;
-        parsed
-            .token
-            .or(parsed.access_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| token_error("no token in the response".to_string()))
+impl std::fmt::Debug for BlobRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobRange")
+            .field("start", &self.start)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -777,6 +776,9 @@ impl std::fmt::Debug for Client {
             .finish_non_exhaustive()
     }
 }
+
+mod stream;
+mod token;
 
 #[cfg(test)]
 mod tests;

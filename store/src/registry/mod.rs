@@ -19,13 +19,15 @@ mod auth;
 mod blob;
 mod client;
 mod endpoint;
+mod known_blobs;
 pub mod login;
 mod platform;
 #[cfg(test)]
 pub(crate) mod test_registry;
 
 pub use blob::BlobReader;
-pub use client::Client;
+pub use client::{BlobRange, Client};
+pub use known_blobs::KnownBlobs;
 pub use platform::{select_manifest, PlatformParseError, PlatformSpec};
 
 use crate::oci::Digest;
@@ -40,6 +42,10 @@ pub struct RegistryOptions {
     /// Basic credentials (user, password) that override whatever
     /// `config.json` has for the host.
     pub auth: Option<(String, String)>,
+    /// Mirrors by registry host (`docker.io` → `["mirror.local:5000"]`):
+    /// a pull tries them in order, then the registry itself. Pushes never
+    /// use them.
+    pub mirrors: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// What went wrong talking to a registry (and, for [`crate::transfer`],
@@ -78,6 +84,22 @@ pub enum Error {
         url: String,
         /// What the registry or bake said.
         reason: String,
+    },
+    /// The registry knows who is asking but does not let them do this:
+    /// the bearer token it was given lacks the action (`push` for a
+    /// pull-only user, or anything for an anonymous one).
+    #[error(
+        "{op} {url}: denied: requested access to the resource is denied (needs {scope}{hint})"
+    )]
+    Denied {
+        /// The operation.
+        op: &'static str,
+        /// The URL.
+        url: String,
+        /// The scope the registry asked for, e.g. `repository:app:pull,push`.
+        scope: String,
+        /// What the user can do about it (empty when nothing useful).
+        hint: String,
     },
     /// The registry does not have the manifest or blob.
     #[error("{what}: not found ({url})")]

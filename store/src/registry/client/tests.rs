@@ -337,6 +337,7 @@ fn basic_auth_is_required_and_honoured() {
     let opts = RegistryOptions {
         insecure: Vec::new(),
         auth: Some(("alice".into(), PASSWORD.into())),
+        ..RegistryOptions::default()
     };
     let c = Client::new(&reg.host, &opts).unwrap();
     c.ping().unwrap();
@@ -471,6 +472,66 @@ fn bearer_tokens_are_fetched_with_credentials_and_cached_per_scope() {
     let anonymous = Client::with_credentials(&host, &[], None);
     let err = anonymous.get_manifest("lib/app", "latest").unwrap_err();
     assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
+}
+
+#[test]
+fn a_token_is_fetched_again_once_its_expires_in_has_passed() {
+    let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+    let (host, seen) = fake_server(move |req, me| {
+        if req.target.starts_with("/token") {
+            // Good for one second: bake keeps a margin, so never reused.
+            return (200, vec![], br#"{"token":"t","expires_in":1}"#.to_vec());
+        }
+        if req.authorization.as_deref() != Some("Bearer t") {
+            let challenge = format!(r#"Bearer realm="http://{me}/token",service="fake""#);
+            return (401, vec![("WWW-Authenticate".into(), challenge)], vec![]);
+        }
+        (
+            200,
+            vec![("Content-Type".into(), media_types::OCI_INDEX.into())],
+            manifest.to_vec(),
+        )
+    });
+    let c = Client::with_credentials(&host, &[], None);
+    c.get_manifest("lib/app", "latest").unwrap();
+    c.get_manifest("lib/app", "latest").unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let tokens = seen
+        .iter()
+        .filter(|s| s.target.starts_with("/token"))
+        .count();
+    // The challenge's token is used at once; the second call needs its own.
+    assert_eq!(tokens, 2, "{seen:?}");
+    // No request went out with a token bake knew to be stale.
+    assert_eq!(seen.len(), 5, "{seen:?}");
+}
+
+#[test]
+fn an_insufficient_scope_challenge_is_a_denial() {
+    let (host, _) = fake_server(move |req, me| {
+        if req.target.starts_with("/token") {
+            return (200, vec![], br#"{"token":"t"}"#.to_vec());
+        }
+        let mut challenge = format!(
+            r#"Bearer realm="http://{me}/token",service="fake",scope="repository:app:pull,push""#
+        );
+        if req.authorization.is_some() {
+            challenge.push_str(r#",error="insufficient_scope""#);
+        }
+        (401, vec![("WWW-Authenticate".into(), challenge)], vec![])
+    });
+    let c = Client::with_credentials(&host, &[], Some(("bob".into(), "pw".into())));
+    let err = c.mount_blob("app", &Digest::of(b"x"), "other").unwrap_err();
+    assert!(
+        matches!(&err, Error::Denied { scope, .. } if scope == "repository:app:pull,push"),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("denied: requested access to the resource is denied")
+            && text.contains("user `bob` may not"),
+        "{text}"
+    );
 }
 
 #[test]
