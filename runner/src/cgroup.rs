@@ -1,4 +1,5 @@
-//! Resource limits (`--memory`, `--pids-limit`) through a cgroup of the container's own.
+//! Resource limits (`--memory`, `--pids-limit`, `--cpus`) through a cgroup of the
+//! container's own.
 //!
 //! cgroup v2 when `/sys/fs/cgroup` is the unified hierarchy, else v1 with one directory
 //! per controller (the hybrid layout of older hosts). The container's directory is made
@@ -56,8 +57,22 @@ pub(crate) fn settings(limits: &Limits, v2: bool) -> Vec<(&'static str, &'static
     if let Some(pids) = limits.pids {
         out.push(("pids", "pids.max", pids.to_string()));
     }
+    if let Some(nano) = limits.nano_cpus {
+        // The CFS bandwidth: `quota` µs of CPU time per `CPU_PERIOD_US` (Docker's
+        // 100 ms), at least the kernel's 1 ms minimum.
+        let quota = (u128::from(nano) * u128::from(CPU_PERIOD_US) / 1_000_000_000).max(1000);
+        if v2 {
+            out.push(("cpu", "cpu.max", format!("{quota} {CPU_PERIOD_US}")));
+        } else {
+            out.push(("cpu", "cpu.cfs_period_us", CPU_PERIOD_US.to_string()));
+            out.push(("cpu", "cpu.cfs_quota_us", quota.to_string()));
+        }
+    }
     out
 }
+
+/// The CFS period for `--cpus`, in microseconds (Docker's).
+const CPU_PERIOD_US: u64 = 100_000;
 
 fn io_errno(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(0))
@@ -148,9 +163,146 @@ impl Cgroup {
     }
 }
 
+/// The directories of the cgroups listed in `theirs` (a `/proc/<pid>/cgroup`) that
+/// differ from the ones in `ours` (the caller's), per hierarchy, each with the
+/// hierarchy's mount point (pure). `v2_root`
+/// is where the unified hierarchy is mounted (`/sys/fs/cgroup`, or
+/// `/sys/fs/cgroup/unified` on a hybrid host).
+pub(crate) fn differing_dirs(theirs: &str, ours: &str, v2_root: &Path) -> Vec<(PathBuf, PathBuf)> {
+    let split = |line: &str| -> Option<(String, String, String)> {
+        let mut parts = line.splitn(3, ':');
+        Some((
+            parts.next()?.to_string(),
+            parts.next()?.to_string(),
+            parts.next()?.to_string(),
+        ))
+    };
+    let ours: Vec<(String, String, String)> = ours.lines().filter_map(split).collect();
+    let mut out = Vec::new();
+    for (id, controllers, path) in theirs.lines().filter_map(split) {
+        let same = ours
+            .iter()
+            .any(|(i, c, p)| *i == id && *c == controllers && *p == path);
+        if same {
+            continue;
+        }
+        let base = if controllers.is_empty() {
+            v2_root.to_path_buf()
+        } else {
+            // v1: mounted at its controller list (`cpu,cpuacct`), named hierarchies
+            // without the `name=` (`systemd`).
+            Path::new(ROOT).join(controllers.trim_start_matches("name="))
+        };
+        let dir = base.join(path.trim_start_matches('/'));
+        out.push((base, dir));
+    }
+    out
+}
+
+/// The `cgroup.procs` files of the cgroups host pid `pid` is in and the caller is
+/// not, opened for writing now (while the host's `/sys/fs/cgroup` is in view), for
+/// [`enter`] to use later from inside the container's namespaces (`bake exec`:
+/// the command then counts against the container's `--memory`, `--pids-limit`…).
+///
+/// # Errors
+/// [`Error::Cgroup`] naming a file that cannot be opened.
+pub(crate) fn open_procs_of(pid: u32) -> Result<Vec<(PathBuf, std::fs::File)>, Error> {
+    let read = |path: String| {
+        std::fs::read_to_string(&path).map_err(|e| Error::Cgroup {
+            path: PathBuf::from(path),
+            source: io_errno(&e),
+        })
+    };
+    let theirs = read(format!("/proc/{pid}/cgroup"))?;
+    let ours = read("/proc/self/cgroup".to_string())?;
+    let v2_root = if Path::new(ROOT).join("cgroup.controllers").exists() {
+        PathBuf::from(ROOT)
+    } else {
+        Path::new(ROOT).join("unified")
+    };
+    let mut out = Vec::new();
+    for (base, dir) in differing_dirs(&theirs, &ours, &v2_root) {
+        let procs = dir.join("cgroup.procs");
+        // A hierarchy not mounted where hosts usually mount it cannot be joined and
+        // holds none of bake's limits (those are made by `Cgroup::create` at the
+        // same paths): skip it rather than fail every exec.
+        if !base.is_dir() {
+            continue;
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&procs)
+            .map_err(|e| Error::Cgroup {
+                path: procs.clone(),
+                source: io_errno(&e),
+            })?;
+        out.push((procs, file));
+    }
+    Ok(out)
+}
+
+/// Moves the calling process into the cgroups of [`open_procs_of`].
+///
+/// # Errors
+/// [`Error::Cgroup`] naming the `cgroup.procs` file that refused.
+pub(crate) fn enter(files: &[(PathBuf, std::fs::File)]) -> Result<(), Error> {
+    use std::io::Write;
+    for (path, file) in files {
+        let mut file: &std::fs::File = file;
+        file.write_all(b"0").map_err(|e| Error::Cgroup {
+            path: path.clone(),
+            source: io_errno(&e),
+        })?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpus_become_a_cfs_quota() {
+        let limits = Limits {
+            nano_cpus: Some(1_500_000_000),
+            ..Limits::default()
+        };
+        assert_eq!(
+            settings(&limits, false),
+            [
+                ("cpu", "cpu.cfs_period_us", "100000".to_string()),
+                ("cpu", "cpu.cfs_quota_us", "150000".to_string()),
+            ]
+        );
+        assert_eq!(
+            settings(&limits, true),
+            [("cpu", "cpu.max", "150000 100000".to_string())]
+        );
+        let tiny = Limits {
+            nano_cpus: Some(1),
+            ..Limits::default()
+        };
+        assert_eq!(settings(&tiny, true)[0].2, "1000 100000");
+    }
+
+    #[test]
+    fn only_the_container_own_cgroups_are_joined() {
+        let ours = "12:pids:/user.slice\n4:memory:/user.slice\n1:name=systemd:/user.slice/s\n0::/user.slice/s\n";
+        let theirs =
+            "12:pids:/user.slice/bake-abc\n4:memory:/\n1:name=systemd:/user.slice/s\n0::/other\n";
+        let dirs: Vec<PathBuf> = differing_dirs(theirs, ours, Path::new("/sys/fs/cgroup/unified"))
+            .into_iter()
+            .map(|(_, dir)| dir)
+            .collect();
+        assert_eq!(
+            dirs,
+            [
+                PathBuf::from("/sys/fs/cgroup/pids/user.slice/bake-abc"),
+                PathBuf::from("/sys/fs/cgroup/memory"),
+                PathBuf::from("/sys/fs/cgroup/unified/other"),
+            ]
+        );
+    }
 
     #[test]
     fn own_path_picks_the_controller_line() {
@@ -166,6 +318,7 @@ mod tests {
         let limits = Limits {
             memory: Some(64 << 20),
             pids: Some(10),
+            nano_cpus: None,
             name: None,
         };
         let v1 = settings(&limits, false);

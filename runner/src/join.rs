@@ -18,6 +18,7 @@ use nix::unistd::{fork, ForkResult};
 use rustix::fs::{Mode, OFlags};
 
 use crate::sandbox::{become_user, exec_command, exit_like, report, wait_relaying};
+use crate::seccomp::Filter;
 use crate::{caps, Error, Exec};
 
 /// Namespaces joined, in order: mnt after the others (their files are opened first,
@@ -64,17 +65,53 @@ fn join(exec: &Exec) -> Result<(), Error> {
     Ok(())
 }
 
-fn child(exec: &Exec, console: Option<&OwnedFd>) -> Result<Infallible, Error> {
+fn child(
+    exec: &Exec,
+    console: Option<&OwnedFd>,
+    cgroups: &[(std::path::PathBuf, std::fs::File)],
+    filter: Option<&Filter>,
+) -> Result<Infallible, Error> {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    // Only the command joins the container's cgroups, not this supervisor: it is no
+    // process of the container and must not count against its limits.
+    crate::cgroup::enter(cgroups)?;
     let keep = caps::effective_set(&exec.cap_add, &exec.cap_drop)?;
     let cwd = crate::mounts::plan::normalize(&exec.cwd)?;
-    let env = become_user(&exec.user, &cwd, &exec.env, exec.privileged, &keep, console)?;
+    let env = become_user(
+        &exec.user,
+        &cwd,
+        &exec.env,
+        exec.privileged,
+        &keep,
+        filter,
+        console,
+    )?;
     Err(exec_command(&exec.args, &env))
 }
 
 /// The exec sandbox: join, fork, relay, exit like the command.
 pub(crate) fn supervise(exec: &Exec, err: OwnedFd, console: Option<OwnedFd>) -> ExitCode {
+    // Opened before the namespaces change: the container's mount namespace has no
+    // writable cgroup file system.
+    let cgroups = match crate::cgroup::open_procs_of(exec.pid) {
+        Ok(c) => c,
+        Err(e) => {
+            report(&err, &e);
+            return ExitCode::from(125);
+        }
+    };
+    // The seccomp filter is found (or compiled and cached) in the host's mount
+    // namespace: after the join, its cache path would be the container's to forge.
+    let filter = match caps::effective_set(&exec.cap_add, &exec.cap_drop)
+        .and_then(|keep| exec.seccomp.filter(exec.privileged, &keep))
+    {
+        Ok(f) => f,
+        Err(e) => {
+            report(&err, &e);
+            return ExitCode::from(125);
+        }
+    };
     if let Err(e) = join(exec) {
         report(&err, &e);
         return ExitCode::from(125);
@@ -100,7 +137,7 @@ pub(crate) fn supervise(exec: &Exec, err: OwnedFd, console: Option<OwnedFd>) -> 
             ExitCode::from(125)
         }
         Ok(ForkResult::Child) => {
-            let e = match child(exec, console.as_ref()) {
+            let e = match child(exec, console.as_ref(), &cgroups, filter.as_ref()) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };

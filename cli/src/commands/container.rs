@@ -33,6 +33,21 @@ pub struct Config {
     pub stop_signal: Option<String>,
     /// Seconds `bake stop` waits before SIGKILL (`--stop-timeout`).
     pub stop_timeout: Option<u64>,
+    /// The health probe (the image's HEALTHCHECK or `--health-cmd`), if any.
+    #[serde(default)]
+    pub healthcheck: Option<super::healthcheck::Probe>,
+    /// The plan's argv split as Docker keeps it (absent for older containers).
+    #[serde(default)]
+    pub command: Option<Command>,
+}
+
+/// A container's ENTRYPOINT and CMD (`bake inspect`, `bake commit`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    /// The ENTRYPOINT in effect (`Some([])`: `--entrypoint ""`).
+    pub entrypoint: Option<Vec<String>>,
+    /// The CMD in effect.
+    pub cmd: Option<Vec<String>>,
 }
 
 /// One container directory.

@@ -1,4 +1,5 @@
-//! `bake inspect IMAGE…`: a JSON array shaped like `docker image inspect`,
+//! `bake inspect IMAGE…`: a JSON array shaped like `docker image inspect`
+//! (containers: see `inspect_container`),
 //! so tools that read Docker's fields read bake's, plus the image's OCI
 //! config as stored (`OciConfig`) for anyone who wants the raw document.
 
@@ -10,6 +11,15 @@ use bake_store::oci::{ContainerConfig, Digest, ImageConfig};
 use serde::Serialize;
 
 use crate::app::{Global, InspectArgs};
+
+/// `--type`: what kind of object a name refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// A container (`bake run`).
+    Container,
+    /// An image.
+    Image,
+}
 
 /// One image as `docker image inspect` shows it.
 #[derive(Serialize)]
@@ -50,6 +60,17 @@ pub fn run(global: &Global, args: &InspectArgs) -> Result<()> {
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for name in &args.images {
+        // Docker looks for a container first when the kind is not given.
+        if args.kind != Some(Kind::Image) {
+            if let Some(doc) = super::inspect_container::find(global, name)? {
+                found.push(doc);
+                continue;
+            }
+            if args.kind == Some(Kind::Container) {
+                missing.push(name.as_str());
+                continue;
+            }
+        }
         let Some(id) = store
             .resolve(name)
             .with_context(|| format!("looking up image {name}"))?
@@ -61,13 +82,19 @@ pub fn run(global: &Global, args: &InspectArgs) -> Result<()> {
             .image_config(&id)
             .with_context(|| format!("reading the config of image {id}"))?;
         let repo_digests = store.repo_digests(&id);
-        found.push(describe(id, config, &all, repo_digests));
+        let doc = describe(id, config, &all, repo_digests);
+        found.push(serde_json::to_value(doc)?);
     }
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &found)?;
     writeln!(out)?;
     if !missing.is_empty() {
-        bail!("No such image: {}", missing.join(", "));
+        let what = match args.kind {
+            Some(Kind::Container) => "container",
+            Some(Kind::Image) => "image",
+            None => "object",
+        };
+        bail!("No such {what}: {}", missing.join(", "));
     }
     Ok(())
 }

@@ -22,22 +22,28 @@ pub fn run(global: &Global, args: &StartArgs) -> Result<()> {
     let root = super::store_root(global);
     for key in &args.containers {
         let c = container::find(&root, key)?;
-        if c.state().status == Status::Running {
-            println!("{key}");
-            continue;
-        }
-        if c.config.options.remove_after.is_some() {
-            bail!("container {key} was started with --rm and cannot be restarted");
-        }
-        c.set_state(&State::default())?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(c.log_path())
-            .with_context(|| format!("opening {}", c.log_path().display()))?;
-        bake_runner::start(&c.config.plan, &c.config.options, log)
-            .with_context(|| format!("starting container {key}"))?;
+        start(&c, key)?;
         println!("{key}");
     }
     Ok(())
+}
+
+/// Starts `c` in the background unless it runs (`key`: its name as given). The
+/// caller must have called `host::prepare_mounts`.
+pub fn start(c: &container::Container, key: &str) -> Result<()> {
+    if c.state().status == Status::Running {
+        return Ok(());
+    }
+    if c.config.options.remove_after.is_some() {
+        bail!("container {key} was started with --rm and cannot be restarted");
+    }
+    c.set_state(&State::default())?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(c.log_path())
+        .with_context(|| format!("opening {}", c.log_path().display()))?;
+    bake_runner::start(&c.config.plan, &c.config.options, log)
+        .with_context(|| format!("starting container {key}"))?;
+    super::healthcheck::spawn_monitor(c)
 }

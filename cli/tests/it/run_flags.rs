@@ -80,7 +80,7 @@ fn env_file_tmpfs_mounts_and_read_only_root() {
         "run",
         "--rm",
         "--mount",
-        "type=volume,target=/x",
+        "type=npipe,target=/x",
         &base,
         "true",
     ]);
