@@ -224,6 +224,36 @@ pub enum Error {
         #[serde(with = "errno")]
         source: Errno,
     },
+    /// The seccomp profile could not be read, compiled or loaded.
+    #[error("seccomp: {what}: {message}")]
+    Seccomp {
+        /// What was being done (`parsing the profile`, `loading the filter`, …).
+        what: String,
+        /// The cause.
+        message: String,
+    },
+    /// The user-space network tool for `--network bridge` is not installed.
+    #[error("--network bridge and published ports need {tool}, which is not installed (Debian/Ubuntu: apt-get install {package})")]
+    NetworkToolMissing {
+        /// The program.
+        tool: String,
+        /// The package that ships it.
+        package: String,
+    },
+    /// A published port's host port is taken.
+    #[error("cannot publish {mapping}: the host port is already in use")]
+    PortInUse {
+        /// The mapping, as `0.0.0.0:8080->80/tcp`.
+        mapping: String,
+    },
+    /// Setting up bridge networking failed.
+    #[error("bridge network: {what}: {message}")]
+    Network {
+        /// What was being done.
+        what: String,
+        /// The cause (slirp4netns's own message where it gave one).
+        message: String,
+    },
     /// Allocating the container's terminal or making it the controlling terminal failed.
     #[error("setting up the container's terminal")]
     ControllingTerminal {

@@ -17,21 +17,25 @@ mod error;
 mod exec;
 mod join;
 mod mounts;
+pub mod network;
 mod options;
 mod overlay;
 mod plan;
 mod reaper;
 mod sandbox;
+mod seccomp;
 mod spawn;
 mod teardown;
 mod tty;
 mod user;
 
 pub use error::Error;
+pub use network::{PortMapping, Protocol};
 pub use options::{now_ms, write_state, Exec, Limits, Options, State, Status};
 pub use overlay::{check_support, enter_private_mount_namespace, mount_overlay, OverlayMount};
 pub use plan::{Exit, MountSpec, Network, Plan, Rootfs, Stdio, Stream};
 pub use sandbox::sandbox_main;
+pub use seccomp::Seccomp;
 pub use spawn::{exec, run, run_with, start};
 
 /// The hidden first argument that makes the bake binary (or a test binary) act as the

@@ -37,15 +37,27 @@ pub struct Options {
     /// tidying the layer and recording the exit (`bake run --rm`; with `-d` nobody else
     /// is there to do it). It should hold the upper, work and state.
     pub remove_after: Option<PathBuf>,
+    /// Host ports forwarded to the container (`-p`, `-P`); needs [`crate::Network::Bridge`].
+    /// Host port 0 is not allowed here: the caller assigns one first.
+    #[serde(default)]
+    pub ports: Vec<crate::PortMapping>,
+    /// The syscall filter (Docker's default unless unconfined or given); ignored when
+    /// the plan is privileged.
+    #[serde(default)]
+    pub seccomp: crate::Seccomp,
 }
 
-/// cgroup limits (`--memory`, `--pids-limit`); `None` means unlimited.
+/// cgroup limits (`--memory`, `--pids-limit`, `--cpus`); `None` means unlimited.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     /// Memory limit in bytes.
     pub memory: Option<u64>,
     /// Maximum number of processes (tasks) in the container.
     pub pids: Option<u64>,
+    /// CPU time, in billionths of a CPU (`--cpus 1.5` is 1.5e9, Docker's NanoCPUs):
+    /// a CFS quota per 100 ms period.
+    #[serde(default)]
+    pub nano_cpus: Option<u64>,
     /// Name of the container's cgroup (a directory under bake's); default: the
     /// supervisor's pid.
     pub name: Option<String>,
@@ -54,7 +66,7 @@ pub struct Limits {
 impl Limits {
     /// Whether any limit is set (a cgroup is only made then).
     pub fn any(&self) -> bool {
-        self.memory.is_some() || self.pids.is_some()
+        self.memory.is_some() || self.pids.is_some() || self.nano_cpus.is_some()
     }
 }
 
@@ -126,4 +138,7 @@ pub struct Exec {
     pub cap_add: Vec<String>,
     /// As [`Options::cap_drop`].
     pub cap_drop: Vec<String>,
+    /// As [`Options::seccomp`] (the container's own).
+    #[serde(default)]
+    pub seccomp: crate::Seccomp,
 }

@@ -77,6 +77,10 @@ pub enum Network {
     Host,
     /// A fresh network namespace with only the loopback interface, up.
     None,
+    /// A fresh network namespace reaching the host's network through slirp4netns
+    /// (user-mode NAT, see [`crate::network`]): address 10.0.2.100/24, DNS 10.0.2.3,
+    /// the host's loopback unreachable; published ports come from [`crate::Options`].
+    Bridge,
 }
 
 /// Where the container's stdin, stdout and stderr go.

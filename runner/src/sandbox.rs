@@ -42,6 +42,7 @@ use crate::mounts::apply::{errno, remount_readonly};
 use crate::mounts::plan::{hosts_file, EtcFiles};
 use crate::mounts::stubs::Stubs;
 use crate::mounts::MountPlan;
+use crate::network::{self, Slirp};
 use crate::options::{now_ms, write_state};
 use crate::overlay::{make_private, mount_layers};
 use crate::{caps, exec, user, Error, Exec, Exit, Network, Options, Plan, State, Status};
@@ -209,10 +210,20 @@ fn prepare(plan: &Plan) -> Result<Prepared, Error> {
     let merged = scratch.join("merged");
     std::fs::create_dir(&merged).map_err(create_error(&merged))?;
     let etc = EtcFiles::in_dir(&scratch);
-    std::fs::write(&etc.hosts, hosts_file(&plan.hostname, &plan.hosts))
+    let mut hosts = plan.hosts.clone();
+    let bridge = plan.network == Network::Bridge;
+    if bridge && !plan.hostname.is_empty() {
+        hosts.push((plan.hostname.clone(), network::CONTAINER_ADDRESS.into()));
+    }
+    std::fs::write(&etc.hosts, hosts_file(&plan.hostname, &hosts))
         .map_err(create_error(&etc.hosts))?;
-    // The host's resolver configuration, as Docker does with the default network.
-    let resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
+    // The host's resolver configuration, as Docker does with the default network; on
+    // the bridge, slirp4netns's forwarder (a host resolver on 127.0.0.x is unreachable).
+    let resolv = if bridge {
+        format!("nameserver {}\n", network::DNS).into_bytes()
+    } else {
+        std::fs::read("/etc/resolv.conf").unwrap_or_default()
+    };
     std::fs::write(&etc.resolv_conf, resolv).map_err(create_error(&etc.resolv_conf))?;
     let mounts = MountPlan::build(plan, &etc)?;
     let stubs = Stubs::record(&upper, &mounts.stub_candidates()).map_err(|e| Error::Rootfs {
@@ -254,6 +265,21 @@ fn supervise(plan: &Plan, options: &Options, err: OwnedFd, console: Option<Owned
     } else {
         Cgroup::default()
     };
+    // Before the pid namespace: slirp4netns must not become its pid 1.
+    let slirp = if plan.network == Network::Bridge {
+        match Slirp::start(&prepared.scratch, &options.ports) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                report(&err, &e);
+                let _ = std::fs::remove_dir_all(&prepared.scratch);
+                cgroup.remove();
+                return ExitCode::from(125);
+            }
+        }
+    } else {
+        None
+    };
+    let netns = slirp.as_ref().map(Slirp::netns);
     // Blocked before the fork so that none is lost; received with sigwait below.
     let mut waited = SigSet::empty();
     waited.add(Signal::SIGCHLD);
@@ -288,7 +314,15 @@ fn supervise(plan: &Plan, options: &Options, err: OwnedFd, console: Option<Owned
     match unsafe { fork() } {
         Err(source) => fail(Error::Fork { source }),
         Ok(ForkResult::Child) => {
-            let e = match init(plan, options, &cgroup, console.as_ref(), &err, &prepared) {
+            let e = match init(
+                plan,
+                options,
+                &cgroup,
+                netns,
+                console.as_ref(),
+                &err,
+                &prepared,
+            ) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -313,6 +347,8 @@ fn supervise(plan: &Plan, options: &Options, err: OwnedFd, console: Option<Owned
             drop(err);
             drop(console);
             let status = wait_relaying(child, &waited);
+            // Stops forwarding the ports (kills and reaps slirp4netns).
+            drop(slirp);
             cgroup.remove();
             if let Some(dir) = &options.remove_after {
                 crate::teardown::remove_in_background(dir, host_pid_ns.as_ref());
@@ -393,6 +429,7 @@ fn init(
     plan: &Plan,
     options: &Options,
     cgroup: &Cgroup,
+    netns: Option<&OwnedFd>,
     console: Option<&OwnedFd>,
     err: &OwnedFd,
     prepared: &Prepared,
@@ -405,6 +442,8 @@ fn init(
     // First, so that everything the container ever starts is counted.
     cgroup.join()?;
     let keep = caps::effective_set(&options.cap_add, &options.cap_drop)?;
+    // Compiled before the rootfs is entered (a bad profile fails early); loaded last.
+    let filter = options.seccomp.filter(plan.privileged, &keep)?;
     let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     if plan.network == Network::None {
         flags |= CloneFlags::CLONE_NEWNET;
@@ -417,6 +456,13 @@ fn init(
     make_private("/")?;
     if plan.network == Network::None {
         crate::teardown::loopback_up()?;
+    }
+    if let Some(netns) = netns {
+        // The bridge's namespace, made and configured by the supervisor's slirp4netns.
+        nix::sched::setns(netns, CloneFlags::CLONE_NEWNET).map_err(|source| Error::Unshare {
+            namespaces: "setns(CLONE_NEWNET) into the bridge network".into(),
+            source,
+        })?;
     }
     let merged = prepared.scratch.join("merged");
     mount_layers(
@@ -465,7 +511,15 @@ fn init(
         )?;
         remount_readonly(&root, "/", Path::new("/"))?;
     }
-    let env = become_user(&plan.user, &cwd, &plan.env, plan.privileged, &keep, console)?;
+    let env = become_user(
+        &plan.user,
+        &cwd,
+        &plan.env,
+        plan.privileged,
+        &keep,
+        filter.as_ref(),
+        console,
+    )?;
     if options.init {
         // pid 1 stays ours: it forks the command and reaps; only the command execs.
         crate::reaper::fork_command(err)?;
@@ -475,13 +529,15 @@ fn init(
 
 /// The end of every sandboxed process, shared with `bake exec`: the user resolved from
 /// the container's files, the working directory, the terminal, capabilities cut to
-/// `keep`, uid/gid switched, no_new_privs. Returns the completed environment.
+/// `keep`, uid/gid switched, no_new_privs, the seccomp filter. Returns the completed
+/// environment.
 pub(crate) fn become_user(
     user_spec: &str,
     cwd: &str,
     env: &[String],
     privileged: bool,
     keep: &caps::CapsHashSet,
+    seccomp: Option<&crate::seccomp::Filter>,
     console: Option<&OwnedFd>,
 ) -> Result<Vec<String>, Error> {
     let ids = user::resolve(
@@ -516,6 +572,10 @@ pub(crate) fn become_user(
                 source: Errno::last(),
             });
         }
+    }
+    // Last: from here on only what the filter allows (rt_sigaction, close_range, execve).
+    if let Some(filter) = seccomp {
+        filter.load()?;
     }
     Ok(exec::complete_env(env, &ids.home))
 }

@@ -57,6 +57,7 @@ pub fn run_with(
     output: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<Exit, Error> {
     validate(plan)?;
+    crate::network::check(plan, options)?;
     let request = Request {
         job: Job::Run {
             plan: plan.clone(),
@@ -78,6 +79,7 @@ pub fn run_with(
 /// As [`run_with`].
 pub fn start(plan: &Plan, options: &Options, log: std::fs::File) -> Result<u32, Error> {
     validate(plan)?;
+    crate::network::check(plan, options)?;
     let request = Request {
         job: Job::Run {
             plan: plan.clone(),

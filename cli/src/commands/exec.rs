@@ -75,6 +75,7 @@ fn exec(global: &Global, args: &ExecArgs) -> Result<ExitCode> {
         privileged: args.privileged || plan.privileged,
         cap_add: c.config.options.cap_add.clone(),
         cap_drop: c.config.options.cap_drop.clone(),
+        seccomp: c.config.options.seccomp.clone(),
     };
     if !spec.cwd.starts_with('/') {
         bail!("the working directory {:?} is not absolute", spec.cwd);

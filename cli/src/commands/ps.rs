@@ -32,6 +32,7 @@ pub fn run(global: &Global, args: &PsArgs) -> Result<()> {
         "COMMAND".into(),
         "CREATED".into(),
         "STATUS".into(),
+        "PORTS".into(),
         "NAMES".into(),
     ]];
     let mut out = String::new();
@@ -55,7 +56,13 @@ pub fn run(global: &Global, args: &PsArgs) -> Result<()> {
             c.config.image.clone(),
             command_column(&c, args.no_trunc),
             human_ago(seconds_between(c.config.created_ms, now)),
-            status_column(&state, now),
+            status_column(&state, now) + &super::healthcheck::ps_suffix(&c),
+            // Docker shows the mappings of running containers only.
+            if state.status == Status::Running {
+                super::port::ports_column(&c)
+            } else {
+                String::new()
+            },
             c.config.name.clone(),
         ]);
     }
@@ -102,8 +109,8 @@ pub fn status_column(state: &State, now_ms: u64) -> String {
 }
 
 /// Columns padded to their widest cell plus three spaces, like Docker's tabwriter.
-fn table(rows: &[[String; 6]]) -> String {
-    let mut widths = [0usize; 6];
+fn table(rows: &[[String; 7]]) -> String {
+    let mut widths = [0usize; 7];
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
