@@ -97,14 +97,26 @@ impl Store {
         layer: &Layer,
         opts: &ExportOptions,
     ) -> Result<Descriptor, snapshots::Error> {
+        if let Some(d) = self.existing_layer_blob(layer, opts)? {
+            return Ok(d);
+        }
+        let mut d = self.export_layer_at(layer, opts.compression, opts.level)?;
+        normalise(&mut d);
+        Ok(d)
+    }
+
+    /// The blob [`Store::layer_blob`] would pick without making one, or
+    /// `None` when it would have to export the layer.
+    ///
+    /// # Errors
+    /// As [`Store::layer_blob`].
+    pub fn existing_layer_blob(
+        &self,
+        layer: &Layer,
+        opts: &ExportOptions,
+    ) -> Result<Option<Descriptor>, snapshots::Error> {
         let (packed, variants) = self.layer_blobs(&layer.chain_id)?;
         let usable = |v: &&Descriptor| self.has_blob(&v.digest);
-        let of = |c: Compression| {
-            variants
-                .iter()
-                .filter(usable)
-                .find(|v| Compression::from_media_type(&v.media_type) == Some(c))
-        };
         // The first variant of a pulled or loaded layer is the blob it came
         // as; later ones are bake's own exports, which do not pin anything.
         let kept = if opts.force || packed {
@@ -117,18 +129,16 @@ impl Store {
                 )
             })
         };
-        let mut d = match of(opts.compression).or(kept) {
-            Some(v) => v.clone(),
-            None => self.export_layer_at(layer, opts.compression, opts.level)?,
-        };
-        d.platform = None;
-        d.annotations.clear();
-        // A blob pulled with a Docker media type goes by its OCI name in an
-        // OCI manifest; the bytes are the same.
-        if let Some(c) = Compression::from_media_type(&d.media_type) {
-            d.media_type = c.media_type().to_string();
-        }
-        Ok(d)
+        let found = variants
+            .iter()
+            .filter(usable)
+            .find(|v| Compression::from_media_type(&v.media_type) == Some(opts.compression))
+            .or(kept);
+        Ok(found.map(|v| {
+            let mut d = v.clone();
+            normalise(&mut d);
+            d
+        }))
     }
 
     /// The manifest image `id` leaves the store with under `opts`.
@@ -236,5 +246,16 @@ impl Store {
             media_type,
             manifest,
         })
+    }
+}
+
+/// A layer descriptor as a manifest lists it: no platform or annotations,
+/// and the OCI name of its media type (a blob pulled with a Docker media
+/// type goes by its OCI name in an OCI manifest; the bytes are the same).
+fn normalise(d: &mut Descriptor) {
+    d.platform = None;
+    d.annotations.clear();
+    if let Some(c) = Compression::from_media_type(&d.media_type) {
+        d.media_type = c.media_type().to_string();
     }
 }

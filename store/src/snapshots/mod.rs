@@ -479,6 +479,25 @@ impl Store {
         compression: Compression,
         level: Option<i32>,
     ) -> Result<Descriptor, Error> {
+        self.export_layer_mirrored(layer, compression, level, None)
+    }
+
+    /// As [`Store::export_layer_at`], also writing every byte of a blob it
+    /// makes to `mirror` as it is made, so a push can upload the blob while
+    /// it is compressed instead of after. A failing mirror is dropped (the
+    /// caller learns of it from its own end) and the blob is still stored:
+    /// the export never depends on the network. Nothing is mirrored when a
+    /// stored variant is reused.
+    ///
+    /// # Errors
+    /// As [`Store::export_layer`].
+    pub fn export_layer_mirrored(
+        &self,
+        layer: &Layer,
+        compression: Compression,
+        level: Option<i32>,
+        mirror: Option<&mut dyn Write>,
+    ) -> Result<Descriptor, Error> {
         let record = self.read_record(&layer.chain_id)?;
         if let Some(v) = record.variants.iter().find(|v| {
             Compression::from_media_type(&v.media_type) == Some(compression)
@@ -496,9 +515,13 @@ impl Store {
             digest: "(new)".into(),
             source,
         })?;
-        let mut encoder = Encoder::with_level(writer, compression, level).map_err(stream_err)?;
+        let tee = Tee {
+            blob: writer,
+            mirror,
+        };
+        let mut encoder = Encoder::with_level(tee, compression, level).map_err(stream_err)?;
         self.write_record_tar(layer, &record, &mut encoder)?;
-        let writer = encoder.finish().map_err(stream_err)?;
+        let writer = encoder.finish().map_err(stream_err)?.blob;
         let (digest, size) = writer.commit(None).map_err(|source| Error::Blob {
             digest: "(new)".into(),
             source,
@@ -594,6 +617,28 @@ impl Store {
             });
         }
         Ok(size)
+    }
+}
+
+/// The blob being written, and a best-effort copy of its bytes elsewhere.
+struct Tee<'a> {
+    blob: blobs::BlobWriter,
+    mirror: Option<&'a mut dyn Write>,
+}
+
+impl Write for Tee<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.blob.write(buf)?;
+        if let Some(mirror) = self.mirror.as_mut() {
+            if mirror.write_all(&buf[..n]).is_err() {
+                self.mirror = None;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.blob.flush()
     }
 }
 
