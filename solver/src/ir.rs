@@ -135,6 +135,9 @@ pub enum Source {
         subdir: Option<String>,
         /// `--keep-git-dir`.
         keep_git_dir: bool,
+        /// `--checksum`: the commit id the ref must resolve to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        checksum: Option<String>,
     },
 }
 
@@ -217,7 +220,8 @@ pub enum Security {
 /// A `RUN --mount`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Mount {
-    /// Absolute path inside the container.
+    /// Absolute path inside the container; empty for a secret given only
+    /// as an environment variable (`env=` without `target=`).
     pub target: String,
     /// What is mounted.
     pub kind: MountKind,

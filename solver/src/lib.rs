@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod beneath;
+pub mod build_claim;
 pub mod cache_key;
 pub mod context_hash;
 pub mod digest;
@@ -13,6 +14,7 @@ pub mod event;
 pub mod glob;
 pub mod ir;
 pub mod ops;
+pub mod remote_cache;
 pub mod scheduler;
 pub mod solve;
 

@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use bake_store::{CacheRecord, ChainId, Layer, Store};
 
+use crate::build_claim::{Claimed, Claims};
 use crate::cache_key;
 use crate::context_hash::{selection_key, StatCache};
 use crate::digest::{op_digest, Key};
@@ -14,7 +15,7 @@ use crate::event::Event;
 use crate::ir::{
     self, Copy, Definition, FileAction, Graph, LocalDirs, MountKind, Op, Source, VertexId,
 };
-use crate::ops::{self, exec, file, http, select, source, Value};
+use crate::ops::{self, exec, file, git, http, select, source, Value};
 use crate::scheduler::{self, Cache, Input, Node, Progress, Settings, Task};
 
 /// How a solve runs.
@@ -29,6 +30,11 @@ pub struct SolveOptions {
     /// `--secret` and `--ssh`: what `RUN --mount=type=secret|ssh` may use.
     /// Never part of a cache key.
     pub secrets: ops::secrets::Secrets,
+    /// `--memory`: cgroup limits for each RUN. Never part of a cache key
+    /// (a result does not depend on the machine's limits).
+    pub run_limits: bake_runner::Limits,
+    /// `--cache-from`: imported caches, looked up after the store's own.
+    pub remote_caches: crate::remote_cache::RemoteCaches,
 }
 
 impl Default for SolveOptions {
@@ -38,6 +44,8 @@ impl Default for SolveOptions {
             no_cache: false,
             source_date_epoch: None,
             secrets: ops::secrets::Secrets::default(),
+            run_limits: bake_runner::Limits::default(),
+            remote_caches: crate::remote_cache::RemoteCaches::default(),
         }
     }
 }
@@ -47,6 +55,9 @@ impl Default for SolveOptions {
 pub struct Solved {
     /// The target's chain, bottom first.
     pub layers: Vec<Layer>,
+    /// Every cache record the solve used (hit or written), for
+    /// `--cache-to`.
+    pub records: Vec<bake_store::cache_export::ExportRecord>,
 }
 
 /// Solves build definitions against a store.
@@ -103,6 +114,7 @@ impl Solver {
                     stat_cache: &stat_cache,
                     events,
                     remote: OnceLock::new(),
+                    git: OnceLock::new(),
                 },
                 inputs: v.inputs.iter().map(|x| x.0).collect(),
             })
@@ -123,9 +135,14 @@ impl Solver {
                 Progress::Failed { message } => Event::Failed { vertex, message },
             })
         };
+        let used = crate::remote_cache::Used::default();
+        let claims = Claims::new(&self.store.root().join("cache").join("building"));
         let cache = StoreCache {
             store: &self.store,
             lookup: !self.opts.no_cache,
+            remote: &self.opts.remote_caches,
+            used: &used,
+            claims: &claims,
         };
         let settings = Settings {
             jobs: self.opts.jobs.max(1),
@@ -139,10 +156,23 @@ impl Solver {
         })?;
         saved?;
         match out[0].as_ref() {
-            Value::Layers(layers) => Ok(Solved {
-                layers: layers.clone(),
-            }),
-            Value::Dir(_) | Value::Remote(_) => Err(Error::InvalidDefinition(
+            Value::Layers(layers) => {
+                // An image is its config over snapshots: a target that was
+                // a hit in an imported cache is fetched now.
+                self.opts
+                    .remote_caches
+                    .materialize(&self.store, layers)
+                    .map_err(|e| Error::Vertex {
+                        vertex: def.target,
+                        name: name(def.target.0),
+                        source: Box::new(e.into()),
+                    })?;
+                Ok(Solved {
+                    layers: layers.clone(),
+                    records: used.take(),
+                })
+            }
+            Value::Dir(_) | Value::Remote(_) | Value::Git(_) => Err(Error::InvalidDefinition(
                 "the target is a local directory, not a filesystem".into(),
             )),
         }
@@ -155,6 +185,27 @@ impl Solver {
 struct StoreCache<'a> {
     store: &'a Store,
     lookup: bool,
+    /// Imported caches, asked when the store's own index misses.
+    remote: &'a crate::remote_cache::RemoteCaches,
+    /// Records this solve used, for `--cache-to`.
+    used: &'a crate::remote_cache::Used,
+    /// Keys this process is building, so that another bake process on the
+    /// same store waits for them instead of building them too.
+    claims: &'a Claims,
+}
+
+impl StoreCache<'_> {
+    /// The store's own record of `key`, or an imported one.
+    fn find(&self, key: &Key) -> Option<Vec<Layer>> {
+        let local = self.store.cache_get(&key.to_hex()).and_then(|record| {
+            ChainId::chain(&record.layers)
+                .iter()
+                .map(|chain| self.store.snapshot_layer(chain).ok()) // pruned: rebuild
+                .collect::<Option<Vec<Layer>>>()
+        });
+        // An imported hit is lazy: its layers are fetched when needed.
+        local.or_else(|| self.remote.lookup(key))
+    }
 }
 
 impl Cache<Value, ops::Error> for StoreCache<'_> {
@@ -162,16 +213,25 @@ impl Cache<Value, ops::Error> for StoreCache<'_> {
         if !self.lookup {
             return Ok(None);
         }
-        let Some(record) = self.store.cache_get(&key.to_hex()) else {
-            return Ok(None);
-        };
-        let mut layers = Vec::with_capacity(record.layers.len());
-        for chain in ChainId::chain(&record.layers) {
-            match self.store.snapshot_layer(&chain) {
-                Ok(l) => layers.push(l),
-                Err(_) => return Ok(None), // pruned: rebuild
+        let layers = match self.find(key) {
+            Some(layers) => layers,
+            None => {
+                // A miss: claim the key. If another bake process was
+                // building it, its result is likely recorded by now.
+                let hex = key.to_hex();
+                if self.claims.claim(&hex, &|| {})? == Claimed::Free {
+                    return Ok(None);
+                }
+                match self.find(key) {
+                    Some(layers) => {
+                        self.claims.release(&hex);
+                        layers
+                    }
+                    None => return Ok(None),
+                }
             }
-        }
+        };
+        self.used.add(key, &layers);
         Ok(Some(Value::Layers(layers)))
     }
 
@@ -182,6 +242,8 @@ impl Cache<Value, ops::Error> for StoreCache<'_> {
                 created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             };
             self.store.cache_put(&key.to_hex(), &record)?;
+            self.claims.release(&key.to_hex());
+            self.used.add(key, layers);
         }
         Ok(())
     }
@@ -197,6 +259,9 @@ struct VertexTask<'a> {
     /// An `Http` source's download, made by `cache_key` and handed out by
     /// `run`.
     remote: OnceLock<Arc<http::Remote>>,
+    /// A `Git` source's checkout, resolved by `cache_key`, cloned by the
+    /// copy that reads it.
+    git: OnceLock<Arc<git::Checkout>>,
 }
 
 impl VertexTask<'_> {
@@ -216,6 +281,17 @@ impl VertexTask<'_> {
         }
         let r = http::Remote::new(Arc::clone(&self.solver.store), url, filename, checksum)?;
         Ok(Arc::clone(self.remote.get_or_init(|| Arc::new(r))))
+    }
+
+    /// The checkout of this `Git` source vertex.
+    fn git(&self, source: &Source) -> Result<Arc<git::Checkout>, ops::Error> {
+        if let Some(g) = self.git.get() {
+            return Ok(Arc::clone(g));
+        }
+        let spec = git::Spec::of(source)
+            .ok_or_else(|| ops::Error::Unsupported(format!("{source:?} is not a git source")))?;
+        let g = git::Checkout::new(Arc::clone(&self.solver.store), spec)?;
+        Ok(Arc::clone(self.git.get_or_init(|| Arc::new(g))))
     }
 
     /// `.dockerignore` patterns of input `i`, if it is a local source.
@@ -301,7 +377,7 @@ impl Task for VertexTask<'_> {
                 checksum,
                 filename,
             }) => self.remote(url, filename, checksum.as_deref())?.key()?,
-            Op::Source(_) => self.definition(),
+            Op::Source(s @ Source::Git { .. }) => self.git(s)?.key()?,
             Op::Exec(_) | Op::File(_) => cache_key::cache_key(&self.definition(), &contents),
         })
     }
@@ -318,6 +394,12 @@ impl Task for VertexTask<'_> {
 
     fn run(&self, _key: &Key, inputs: &[Input<'_, Value>]) -> Result<Value, ops::Error> {
         let store = &self.solver.store;
+        // Inputs that were hits in an imported cache get their files now.
+        for input in inputs {
+            if let Value::Layers(layers) = input.output {
+                self.solver.opts.remote_caches.materialize(store, layers)?;
+            }
+        }
         let epoch = self.solver.opts.source_date_epoch;
         match &self.vertex().op {
             Op::Source(Source::Http {
@@ -329,6 +411,7 @@ impl Task for VertexTask<'_> {
                 filename,
                 checksum.as_deref(),
             )?)),
+            Op::Source(s @ Source::Git { .. }) => Ok(Value::Git(self.git(s)?)),
             Op::Source(s) => source::run(store, s, self.locals),
             Op::Exec(e) => {
                 let values: Vec<&Value> = inputs.iter().map(|i| i.output).collect();
@@ -346,6 +429,7 @@ impl Task for VertexTask<'_> {
                     &values,
                     epoch,
                     &self.solver.opts.secrets,
+                    &self.solver.opts.run_limits,
                     &mut log,
                 )?))
             }
@@ -361,6 +445,10 @@ impl Task for VertexTask<'_> {
                             },
                             Value::Remote(r) => file::CopySource::Local {
                                 dir: r.dir()?,
+                                exclude: &[],
+                            },
+                            Value::Git(g) => file::CopySource::Local {
+                                dir: g.dir()?,
                                 exclude: &[],
                             },
                             Value::Layers(l) => file::CopySource::Layers(l),

@@ -51,6 +51,7 @@ fn failures_name_the_vertex_and_emit_failed() {
             reference: None,
             subdir: None,
             keep_git_dir: false,
+            checksum: None,
         }),
         &[],
         "[1/1] ADD git",
@@ -147,6 +148,7 @@ fn copy_keys_follow_selected_context_files_only() {
         stat_cache: &stat_cache,
         events: &events,
         remote: std::sync::OnceLock::new(),
+        git: std::sync::OnceLock::new(),
     };
     let key = || {
         let scratch = Value::Layers(vec![]);

@@ -198,3 +198,77 @@ fn ssh_forwards_the_agent_socket() {
     assert_eq!(run.stdout.trim(), "26");
     assert!(!contains(&layer_bytes(&bake, "ssh:1"), "ssh_agent"));
 }
+
+/// `env=` without `target=`: the secret is a variable and no file, as in
+/// BuildKit; with a target it is both (the first test).
+#[test]
+fn a_secret_with_env_and_no_target_is_only_a_variable() {
+    let Some((_reg, base, bake)) = setup() else {
+        return;
+    };
+    let df = "ARG BASE\nFROM $BASE\n\
+        RUN --mount=type=secret,id=tok,env=TOK sh -c 'test ! -e /run/secrets/tok && test ! -e /run/secrets && printf %s \"$TOK\" | md5sum > /saw'\n";
+    let ctx = context_with(&[("Dockerfile", df)]);
+    let [a, b] = base_arg(&base);
+    let out = bake
+        .cmd()
+        .env("ENV_ONLY_SECRET", "s3cr3t-env-only")
+        .args(["build", "-q", "-t", "envonly:1", &a, &b])
+        .args(["--secret", "id=tok,env=ENV_ONLY_SECRET"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = bake.ok(&["run", "--rm", "envonly:1", "cat", "/saw"]);
+    // md5("s3cr3t-env-only")
+    let want = {
+        let o = Command::new("sh")
+            .args(["-c", "printf %s s3cr3t-env-only | md5sum"])
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(run.stdout.trim(), want.trim());
+    assert!(!contains(&layer_bytes(&bake, "envonly:1"), "s3cr3t"));
+}
+
+/// `uid`, `gid` and `mode` of an ssh mount apply to the socket the RUN
+/// sees (a forwarding socket of its own), not to the host's agent socket.
+#[test]
+fn an_ssh_mount_has_the_asked_owner_and_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some((_reg, base, bake)) = setup() else {
+        return;
+    };
+    let dir = tempfile::tempdir_in(scratch_dir()).unwrap();
+    let sock = dir.path().join("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let df = "ARG BASE\nFROM $BASE\n\
+        RUN --mount=type=ssh,uid=1000,gid=1001,mode=0660 stat -c '%u %g %a' \"$SSH_AUTH_SOCK\" > /ssh-stat\n\
+        RUN --mount=type=ssh stat -c '%u %g %a' \"$SSH_AUTH_SOCK\" > /ssh-default\n";
+    let ctx = context_with(&[("Dockerfile", df)]);
+    let [a, b] = base_arg(&base);
+    let out = bake
+        .cmd()
+        .args(["build", "-q", "-t", "sshmode:1", &a, &b])
+        .arg("--ssh")
+        .arg(format!("default={}", sock.display()))
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = bake.ok(&["run", "--rm", "sshmode:1", "cat", "/ssh-stat", "/ssh-default"]);
+    assert_eq!(run.stdout, "1000 1001 660\n0 0 600\n");
+    // The host's socket is untouched.
+    let meta = std::fs::metadata(&sock).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+}

@@ -5,10 +5,11 @@ use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use bake_runner::{MountSpec, OverlayMount, Plan, Rootfs, Stdio, Stream};
+use bake_runner::{Limits, MountSpec, OverlayMount, Options, Plan, Rootfs, Stdio, Stream};
 use bake_store::{Layer, Store};
 
 use super::secrets::{FileAttrs, Secrets};
+use super::ssh_proxy::SshProxy;
 use super::{io_err, Error, Value};
 use crate::beneath;
 use crate::ir::{Exec, MountKind, Network, Security, Sharing};
@@ -22,12 +23,13 @@ pub fn lowers(store: &Store, layers: &[Layer]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Everything a RUN holds while it runs: mounts and locks, released on
-/// drop (mounts before the temp dir they live in).
+/// Everything a RUN holds while it runs: mounts, locks and SSH agent
+/// proxies, released on drop (before the temp dir they live in).
 #[derive(Default)]
 struct Held {
     mounts: Vec<OverlayMount>,
     locks: Vec<File>,
+    proxies: Vec<SshProxy>,
 }
 
 /// Runs `exec` on `inputs` (`inputs[0]` the root) and returns the new
@@ -41,6 +43,7 @@ pub fn run(
     inputs: &[&Value],
     epoch: Option<i64>,
     secrets: &Secrets,
+    limits: &Limits,
     log: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<Vec<Layer>, Error> {
     let base = inputs
@@ -135,6 +138,19 @@ pub fn run(
                     uid: *uid,
                     gid: *gid,
                 };
+                if m.target.is_empty() {
+                    // `env=` only: no file, no mount.
+                    match (secrets.read(id)?, var) {
+                        (Some(bytes), Some(var)) => {
+                            env.push(format!("{var}={}", String::from_utf8_lossy(&bytes)));
+                        }
+                        (None, _) if *required => {
+                            return Err(Error::MissingSecret(id.to_string()));
+                        }
+                        _ => {}
+                    }
+                    continue;
+                }
                 match secrets.mount(id, *required, &m.target, &attrs, &scratch)? {
                     Some((spec, bytes)) => {
                         if let Some(var) = var {
@@ -145,15 +161,34 @@ pub fn run(
                     None => continue,
                 }
             }
-            MountKind::Ssh { id, required, .. } => {
-                match secrets.ssh_mount(id, *required, &m.target)? {
-                    Some(spec) => {
-                        env.push(format!("SSH_AUTH_SOCK={}", m.target));
-                        spec
-                    }
-                    None => continue,
+            MountKind::Ssh {
+                id,
+                required,
+                mode,
+                uid,
+                gid,
+            } => match secrets.ssh_mount(id, *required, &m.target)? {
+                Some(MountSpec::Bind {
+                    source: agent,
+                    target,
+                    readonly,
+                }) => {
+                    // A socket of the RUN's own with the asked owner and
+                    // mode, forwarding to the agent (see `ssh_proxy`).
+                    let proxy = SshProxy::start(&scratch, &agent, *uid, *gid, *mode)
+                        .map_err(io_err("serve the ssh agent at", &scratch))?;
+                    env.push(format!("SSH_AUTH_SOCK={}", m.target));
+                    let spec = MountSpec::Bind {
+                        source: proxy.path().to_path_buf(),
+                        target,
+                        readonly,
+                    };
+                    held.proxies.push(proxy);
+                    spec
                 }
-            }
+                Some(other) => other,
+                None => continue,
+            },
         };
         mounts.push(spec);
     }
@@ -177,7 +212,16 @@ pub fn run(
         readonly_rootfs: false,
         privileged: exec.security == Security::Insecure,
     };
-    let exit = bake_runner::run(&plan, Stdio::Piped, log)?;
+    let exit = if *limits == Limits::default() {
+        bake_runner::run(&plan, Stdio::Piped, log)?
+    } else {
+        // A cgroup of the RUN's own, as `bake run --memory` gets.
+        let options = Options {
+            limits: limits.clone(),
+            ..Options::default()
+        };
+        bake_runner::run_with(&plan, &options, Stdio::Piped, log)?
+    };
     drop(held);
     if !exit.success() {
         return Err(Error::ExitCode {
@@ -211,8 +255,10 @@ fn view(
     let layers = match value {
         Value::Dir(d) if !writable => return Ok(d.clone()),
         Value::Remote(r) if !writable => return Ok(r.dir()?.to_path_buf()),
+        Value::Git(g) if !writable => return Ok(g.dir()?.to_path_buf()),
         Value::Dir(d) => vec![d.clone()],
         Value::Remote(r) => vec![r.dir()?.to_path_buf()],
+        Value::Git(g) => vec![g.dir()?.to_path_buf()],
         Value::Layers(l) => lowers(store, l),
     };
     let target = scratch.join("view");
@@ -241,10 +287,7 @@ struct NewCache<'a> {
 
 /// `cache/mounts/<blake3(id)>`, created on first use as `new` says.
 fn cache_dir(store: &Store, id: &str, new: &NewCache<'_>) -> Result<PathBuf, Error> {
-    let dir = store
-        .root()
-        .join("cache/mounts")
-        .join(blake3::hash(id.as_bytes()).to_hex().as_str());
+    let dir = crate::remote_cache::cache_mount_dir(store.root(), id);
     if !dir.is_dir() {
         let parent = dir.parent().expect("has a parent");
         fs::create_dir_all(parent).map_err(io_err("mkdir", parent))?;

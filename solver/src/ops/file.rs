@@ -135,11 +135,6 @@ pub fn copy_into(
     from_context: bool,
     c: &Copy,
 ) -> Result<(), Error> {
-    if c.parents {
-        return Err(Error::Unsupported(
-            "COPY --parents is not implemented yet".into(),
-        ));
-    }
     let ignore = Matcher::new(exclude)?;
     let tree = Tree {
         root: src_root,
@@ -155,7 +150,11 @@ pub fn copy_into(
         chmod: c.mode.as_ref().map(Mode::new).transpose()?,
         from_context,
     };
-    copy::copy_items(root, c, &items, &attrs)?;
+    if c.parents {
+        super::parents::copy_items(root, c, items, &attrs)?;
+    } else {
+        copy::copy_items(root, c, &items, &attrs)?;
+    }
     Ok(())
 }
 

@@ -10,11 +10,14 @@ pub mod chmod;
 pub mod copy;
 pub mod exec;
 pub mod file;
+pub mod git;
 pub mod http;
 pub mod owner;
+pub mod parents;
 pub mod secrets;
 pub mod select;
 pub mod source;
+pub mod ssh_proxy;
 
 /// What a vertex yields.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,6 +28,8 @@ pub enum Value {
     Dir(PathBuf),
     /// A downloaded file (`ADD <url>`), fetched on first use.
     Remote(std::sync::Arc<http::Remote>),
+    /// A git checkout (`ADD <git remote>`), cloned on first use.
+    Git(std::sync::Arc<git::Checkout>),
 }
 
 impl Value {
@@ -37,6 +42,7 @@ impl Value {
             Value::Layers(l) => Ok(l),
             Value::Dir(d) => Err(Error::NotAFilesystem(d.clone())),
             Value::Remote(r) => Err(Error::NotAFilesystem(PathBuf::from(format!("{r:?}")))),
+            Value::Git(g) => Err(Error::NotAFilesystem(PathBuf::from(format!("{g:?}")))),
         }
     }
 }
@@ -85,9 +91,15 @@ pub enum Error {
     /// `ADD <url>` failed.
     #[error(transparent)]
     Http(#[from] http::Error),
+    /// `ADD <git remote>` failed.
+    #[error(transparent)]
+    Git(#[from] git::Error),
     /// Hashing a context failed.
     #[error(transparent)]
     Hash(#[from] crate::context_hash::Error),
+    /// Claiming a step against other bake processes failed.
+    #[error(transparent)]
+    Claim(#[from] crate::build_claim::Error),
     /// A path could not be resolved beneath a root.
     #[error(transparent)]
     Resolve(#[from] crate::beneath::Error),
@@ -103,6 +115,9 @@ pub enum Error {
     /// Writing a cache record failed.
     #[error(transparent)]
     Cache(#[from] bake_store::cache::Error),
+    /// Fetching a layer from an imported cache (`--cache-from`) failed.
+    #[error(transparent)]
+    RemoteCache(#[from] bake_store::cache_export::Error),
     /// Creating a temporary directory in the store failed.
     #[error(transparent)]
     Layout(#[from] bake_store::layout::Error),
