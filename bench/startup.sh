@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# startup.sh — `bake run --rm IMAGE true` latency: the median of N runs (default 20).
+# startup.sh — `bake run --rm IMAGE true` latency: the median of N runs (default 20),
+# beside the same image started by other runtimes on this machine.
 #
 #   bench/startup.sh [BAKE_BINARY] [RUNS]
 #
@@ -7,6 +8,12 @@
 # private store, then times the runs with hyperfine when it is installed, else
 # with a `date +%s%N` loop. Root only (bake needs it). Set BAKE_TIMING=1 to see
 # where the time goes inside one run (the runner prints phase timings on stderr).
+#
+# Then, for whichever is installed: `runc run` and `crun run` of an OCI bundle
+# made from the same image (`bake save --format oci-dir` + `umoci unpack`, no
+# network namespace, as `bake run` defaults to the host network), and `podman
+# run --rm --network host` of the image loaded with `podman load` (runtime runc:
+# crun fails on this host's hybrid cgroups; run ../shared/bench/setup-buildah.sh first).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bake=${1:-$here/target/release/bake}
@@ -37,3 +44,49 @@ else
   median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.1f", m / 1000}')
 fi
 echo "bake run --rm IMAGE true: median ${median} ms over ${runs} runs (target <= 30 ms)"
+
+# median_ms CMD…: the median wall time of $runs runs of CMD (after one warm-up).
+median_ms() {
+  "$@" >/dev/null 2>&1 || { echo FAIL; return; }
+  local t=()
+  for _ in $(seq "$runs"); do
+    local t0 t1
+    t0=$(date +%s%N); "$@" >/dev/null 2>&1 || { echo FAIL; return; }; t1=$(date +%s%N)
+    t+=($(( (t1 - t0) / 1000 )))
+  done
+  printf '%s\n' "${t[@]}" | sort -n | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.1f", m / 1000}'
+}
+ratio() { python3 -c 'import sys; a,b=sys.argv[1:]; print("-" if "FAIL" in (a,b) else f"{float(b)/float(a):.1f}x bake")' "$1" "$2"; }
+
+if command -v umoci >/dev/null && { command -v runc >/dev/null || command -v crun >/dev/null; }; then
+  "$bake" save --format oci-dir -o "$work/layout" bench:true
+  umoci unpack --image "$work/layout:true" "$work/bundle" >/dev/null 2>&1 ||
+    umoci unpack --image "$work/layout:latest" "$work/bundle" >/dev/null
+  # The image's process, no tty, and the host network (as bake run's default).
+  python3 - "$work/bundle/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["process"]["args"] = ["/bin/true"]
+c["process"]["terminal"] = False
+c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+json.dump(c, open(p, "w"))
+PY
+  n=0
+  for rt in runc crun; do
+    command -v $rt >/dev/null || continue
+    run_rt() { n=$((n + 1)); $rt run --bundle "$work/bundle" "bench-$$-$n"; }
+    m=$(median_ms run_rt)
+    echo "$rt run of a prepared bundle:  median ${m} ms ($(ratio "$median" "$m"))"
+  done
+fi
+if command -v podman >/dev/null; then
+  "$bake" save -o "$work/image.tar" bench:true
+  if podman load -q -i "$work/image.tar" >/dev/null 2>&1; then
+    m=$(median_ms podman run --rm --network host --runtime runc bench:true /bin/true)
+    echo "podman run --rm IMAGE true:   median ${m} ms ($(ratio "$median" "$m"))"
+    podman rmi -f bench:true >/dev/null 2>&1 || true
+  else
+    echo "podman: could not load the image (see ../shared/bench/setup-buildah.sh)"
+  fi
+fi

@@ -2,9 +2,12 @@
 # install-deps.sh — the Debian packages bake's tests and demo use, on a fresh
 # machine: the CNCF registry (docker-registry) the tests push to, the static
 # busybox the base-image fixture and the demo are made of, and the OCI tools
-# the tests check images with (skopeo, umoci). Idempotent; needs root.
+# the tests check images with (skopeo, umoci, oci-image-tool, podman + runc),
+# git and zstd for ADD sources, slirp4netns for published ports, openssl for
+# the token-auth test registry, and libseccomp-dev, which building bake needs
+# (the runner links libseccomp). Idempotent; needs root.
 set -euo pipefail
-pkgs=(docker-registry busybox-static skopeo umoci oci-image-tool jq curl python3 tar util-linux iproute2 ca-certificates)
+pkgs=(docker-registry openssl podman runc busybox-static skopeo umoci oci-image-tool jq curl python3 git tar zstd util-linux iproute2 ca-certificates slirp4netns libseccomp-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

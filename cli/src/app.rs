@@ -29,12 +29,18 @@ pub struct Global {
     /// Registry host to talk to over plain HTTP (localhost always is).
     #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
     pub insecure_registries: Vec<String>,
+    /// Mirror of Docker Hub that pulls of `docker.io/...` try first
+    /// (repeatable; also `mirrors` in the config file).
+    #[arg(long = "registry-mirror", global = true, value_name = "HOST")]
+    pub registry_mirrors: Vec<String>,
     /// Print errors with their debug representation.
     #[arg(long, global = true)]
     pub debug: bool,
 }
 
 /// The commands.
+// Parsed once per process: the size of `RunArgs` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build an image from a Dockerfile.
@@ -65,10 +71,12 @@ pub enum Command {
     Save(SaveArgs),
     /// Load images from a docker-archive tar (stdin by default).
     Load(LoadArgs),
-    /// Show low-level information about images, as JSON.
+    /// Show low-level information about containers or images, as JSON.
     Inspect(InspectArgs),
     /// List containers.
     Ps(crate::commands::ps::PsArgs),
+    /// List a container's published ports.
+    Port(crate::commands::port::PortArgs),
     /// Show a container's output.
     Logs(crate::commands::logs::LogsArgs),
     /// Stop running containers (the stop signal, then SIGKILL after a timeout).
@@ -83,6 +91,23 @@ pub enum Command {
     Exec(crate::commands::exec::ExecArgs),
     /// Start stopped containers (in the background).
     Start(crate::commands::start::StartArgs),
+    /// List the files a container changed (A added, C changed, D deleted).
+    Diff(crate::commands::diff::DiffArgs),
+    /// Copy files between a container and the host (`-`: a tar on stdin/stdout).
+    Cp(crate::commands::cp::CpArgs),
+    /// Write a container's file system as a tar.
+    Export(crate::commands::export::ExportArgs),
+    /// Make an image from a container's changes.
+    Commit(crate::commands::commit::CommitArgs),
+    /// Stop and start containers again.
+    Restart(crate::commands::restart::RestartArgs),
+    /// Show the processes of a running container.
+    Top(crate::commands::top::TopArgs),
+    /// Manage named volumes.
+    Volume(crate::commands::volume::VolumeArgs),
+    /// Runs a container's health checks (started by `run -d` and `start`).
+    #[command(name = "__health-monitor", hide = true)]
+    HealthMonitor(crate::commands::healthcheck::MonitorArgs),
 }
 
 /// How build progress is shown.
@@ -141,6 +166,10 @@ pub struct BuildArgs {
     /// How many vertices to run in parallel (default: the number of cores).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Memory limit for each RUN (`512m`, `2g`; cgroup v1 or v2), so that
+    /// parallel steps cannot exhaust a CI runner. Not part of cache keys.
+    #[arg(short = 'm', long, value_name = "BYTES")]
+    pub memory: Option<String>,
     /// Write the image id to this file.
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<PathBuf>,
@@ -153,6 +182,12 @@ pub struct BuildArgs {
     /// Write the build's digests and names to this file as JSON (like buildx).
     #[arg(long, value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,
+    /// Export the build cache: `type=local,dest=DIR`, `type=registry,ref=REF` or `type=inline`, with `mode=min|max` and `cache-mounts=true`; repeatable.
+    #[arg(long = "cache-to", value_name = "type=TYPE,…")]
+    pub cache_to: Vec<String>,
+    /// Import a build cache: `type=local,src=DIR` or `type=registry,ref=REF` (or just REF); repeatable.
+    #[arg(long = "cache-from", value_name = "type=TYPE,…")]
+    pub cache_from: Vec<String>,
     /// Layer compression for `--push` and archive outputs.
     #[command(flatten)]
     pub compression: crate::output::CompressionArgs,
@@ -201,7 +236,8 @@ pub struct RunArgs {
     /// Mount a tmpfs (`/path[:size=N,mode=M]`).
     #[arg(long = "tmpfs", value_name = "PATH[:OPTS]")]
     pub tmpfs: Vec<String>,
-    /// Attach a mount (`type=bind,source=…,target=…[,readonly]` or `type=tmpfs,target=…`).
+    /// Attach a mount (`type=bind,source=…,target=…[,readonly]`, `type=tmpfs,target=…`
+    /// or `type=volume,source=NAME,target=…[,readonly]`).
     #[arg(long = "mount", value_name = "SPEC")]
     pub mounts: Vec<String>,
     /// Add a Linux capability (`NET_ADMIN`, `ALL`).
@@ -222,6 +258,9 @@ pub struct RunArgs {
     /// Limit the number of processes in the container (cgroup pids).
     #[arg(long = "pids-limit", value_name = "N")]
     pub pids_limit: Option<i64>,
+    /// CPU limit, in CPUs (`0.5`, `2`): a CFS quota.
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<f64>,
     /// Memory limit (`512m`, `1g`, bytes).
     #[arg(short = 'm', long, value_name = "BYTES")]
     pub memory: Option<String>,
@@ -240,12 +279,23 @@ pub struct RunArgs {
     /// User (`name|uid[:group|gid]`).
     #[arg(short = 'u', long)]
     pub user: Option<String>,
-    /// Bind mount a host path (`/host:/ctr[:ro]`).
+    /// Bind mount a host path (`/host:/ctr[:ro]`), mount a named volume
+    /// (`name:/ctr[:ro]`, created on first use) or an anonymous one (`/ctr`).
     #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
     pub volumes: Vec<String>,
-    /// Network: `host` (default) or `none`.
-    #[arg(long, default_value = "host")]
+    /// Network: `host`, `none` or `bridge` (slirp4netns); default: `bridge` when
+    /// ports are published, else `host`.
+    #[arg(long, default_value = "default")]
     pub network: String,
+    /// Publish a container port on the host (`[hostip:][hostport:]ctrport[/udp]`).
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
+    /// Publish every EXPOSEd port of the image on a free host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Security options: `seccomp=unconfined`, `seccomp=PROFILE.json`, `no-new-privileges`.
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opts: Vec<String>,
     /// Overwrite the image's ENTRYPOINT.
     #[arg(long)]
     pub entrypoint: Option<String>,
@@ -261,6 +311,9 @@ pub struct RunArgs {
     /// Give the container all capabilities.
     #[arg(long)]
     pub privileged: bool,
+    /// HEALTHCHECK settings.
+    #[command(flatten)]
+    pub health: crate::commands::healthcheck::HealthFlags,
     /// The image, then the command and its arguments (default: the
     /// image's CMD). One list, so that everything after the image belongs to
     /// the command even when it looks like a flag (`bake run img -x`), as
@@ -293,6 +346,9 @@ pub struct PushArgs {
     /// Layer compression.
     #[command(flatten)]
     pub compression: crate::output::CompressionArgs,
+    /// Per-layer progress bars (`tty`, the default on a terminal) or lines.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
 }
 
 /// `bake pull`.
@@ -306,6 +362,9 @@ pub struct PullArgs {
     /// Print only the image reference.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Per-layer progress bars (`tty`, the default on a terminal) or lines.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
 }
 
 /// `bake tag`.
@@ -357,7 +416,10 @@ pub struct LoadArgs {
 /// `bake inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Images to inspect.
+    /// Only look for this kind of object (default: containers first, then images).
+    #[arg(long = "type", value_enum)]
+    pub kind: Option<crate::commands::inspect::Kind>,
+    /// Containers or images to inspect.
     #[arg(required = true)]
     pub images: Vec<String>,
 }

@@ -4,6 +4,7 @@
 
 mod app;
 mod commands;
+mod config;
 mod exit;
 mod host;
 mod output;

@@ -6,16 +6,20 @@
 pub mod archive;
 pub mod blobs;
 pub mod cache;
+pub mod cache_export;
+pub mod cache_transfer;
 pub mod export;
 pub mod gc;
 pub mod images;
 pub mod layer;
 pub mod layout;
 pub mod oci;
+mod push_stream;
 pub mod reference;
 pub mod registry;
 pub mod snapshots;
 pub mod transfer;
+pub mod volumes;
 
 pub use cache::CacheRecord;
 pub use images::ImageSummary;

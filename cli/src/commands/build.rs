@@ -21,6 +21,7 @@ use crate::resolver::StoreResolver;
 
 /// Builds, stores and tags the image.
 pub fn run(global: &Global, args: &BuildArgs) -> Result<()> {
+    let caches = super::cache_flags::Caches::parse(&args.cache_to, &args.cache_from)?;
     let context = args
         .context
         .canonicalize()
@@ -84,6 +85,7 @@ pub fn run(global: &Global, args: &BuildArgs) -> Result<()> {
         return Ok(());
     }
 
+    let remote_caches = caches.import(&store, &definition, global, &progress);
     let solver = Solver::new(
         Arc::clone(&store),
         SolveOptions {
@@ -91,6 +93,15 @@ pub fn run(global: &Global, args: &BuildArgs) -> Result<()> {
             no_cache: args.no_cache,
             source_date_epoch,
             secrets,
+            remote_caches: remote_caches.clone(),
+            run_limits: bake_runner::Limits {
+                memory: args
+                    .memory
+                    .as_deref()
+                    .map(super::run::memory_bytes)
+                    .transpose()?,
+                ..Default::default()
+            },
         },
     );
     let locals = BTreeMap::from([("context".to_string(), context.clone())]);
@@ -101,9 +112,7 @@ pub fn run(global: &Global, args: &BuildArgs) -> Result<()> {
     let step = progress.begin("exporting to image");
     let mut config = definition.config.clone();
     finish_config(&mut config, &solved.layers, source_date_epoch);
-    let id = store
-        .put_image(&config)
-        .context("writing the image config")?;
+    let id = caches.put_image(&store, &config, &solved, args)?;
     progress.status(&step, &format!("writing image {id} done"));
     for tag in &args.tags {
         let reference = super::parse_reference(tag)?;
@@ -121,6 +130,14 @@ pub fn run(global: &Global, args: &BuildArgs) -> Result<()> {
         &id,
         source_date_epoch,
         progress.is_quiet(),
+    )?;
+    caches.export(
+        &store,
+        &solved,
+        &definition,
+        &remote_caches,
+        global,
+        &progress,
     )?;
 
     if let Some(path) = &args.iidfile {

@@ -3,21 +3,30 @@
 
 pub mod build;
 pub mod build_flags;
+pub mod cache_flags;
 pub mod check;
+pub mod commit;
 pub mod container;
+pub mod cp;
+pub mod diff;
 pub mod du;
 pub mod exec;
+pub mod export;
 pub mod fsck;
+pub mod healthcheck;
 pub mod images;
 pub mod inspect;
+pub mod inspect_container;
 pub mod kill;
 pub mod load;
 pub mod login;
 pub mod logs;
+pub mod port;
 pub mod prune;
 pub mod ps;
 pub mod pull;
 pub mod push;
+pub mod restart;
 pub mod rm;
 pub mod rmi;
 pub mod run;
@@ -25,6 +34,8 @@ pub mod save;
 pub mod start;
 pub mod stop;
 pub mod tag;
+pub mod top;
+pub mod volume;
 pub mod wait;
 
 use std::process::ExitCode;
@@ -58,6 +69,7 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Load(a) => load::run(g, a)?,
         Command::Inspect(a) => inspect::run(g, a)?,
         Command::Ps(a) => ps::run(g, a)?,
+        Command::Port(a) => port::run(g, a)?,
         Command::Logs(a) => logs::run(g, a)?,
         Command::Stop(a) => stop::run(g, a)?,
         Command::Kill(a) => kill::run(g, a)?,
@@ -65,6 +77,14 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Wait(a) => return wait::run(g, a),
         Command::Exec(a) => return exec::run(g, a),
         Command::Start(a) => start::run(g, a)?,
+        Command::Diff(a) => diff::run(g, a)?,
+        Command::Cp(a) => cp::run(g, a)?,
+        Command::Export(a) => export::run(g, a)?,
+        Command::Commit(a) => commit::run(g, a)?,
+        Command::Restart(a) => restart::run(g, a)?,
+        Command::Top(a) => top::run(g, a)?,
+        Command::Volume(a) => volume::run(g, a)?,
+        Command::HealthMonitor(a) => healthcheck::monitor(g, a)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -81,12 +101,27 @@ pub fn open_store(global: &Global) -> Result<Store> {
     Store::open(&root).with_context(|| format!("opening the store at {}", root.display()))
 }
 
-/// How to reach registries, from the global flags.
+/// How to reach registries, from the global flags and the config file
+/// (`crate::config`). A broken config file is reported and left out here;
+/// pull, push and login fail on it ([`try_registry_options`]).
 pub fn registry_options(global: &Global) -> RegistryOptions {
-    RegistryOptions {
+    try_registry_options(global).unwrap_or_else(|e| {
+        eprintln!("warning: {e:#}: its registry settings are not used");
+        RegistryOptions {
+            insecure: global.insecure_registries.clone(),
+            ..RegistryOptions::default()
+        }
+    })
+}
+
+/// [`registry_options`], failing on a broken config file.
+pub fn try_registry_options(global: &Global) -> Result<RegistryOptions> {
+    let mut options = RegistryOptions {
         insecure: global.insecure_registries.clone(),
         ..RegistryOptions::default()
-    }
+    };
+    crate::config::load()?.apply(&global.registry_mirrors, &mut options);
+    Ok(options)
 }
 
 /// Parses an image reference, naming it in the error.

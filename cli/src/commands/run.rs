@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
-use bake_runner::{Limits, MountSpec, Network, Options, Plan, Rootfs, Stdio};
+use bake_runner::{Limits, MountSpec, Network, Options, Plan, PortMapping, Rootfs, Seccomp, Stdio};
 use bake_store::oci::ContainerConfig;
 
 use super::container::{self, Config, Container};
@@ -33,6 +33,10 @@ impl Drop for Cleanup {
 pub fn run(global: &Global, args: &RunArgs) -> Result<ExitCode> {
     crate::host::prepare_mounts()?;
     let store = super::open_store(global)?;
+    // Until the container's record names its image and layers (the GC's
+    // roots), a `bake prune` must not collect them: hold the store lock
+    // shared meanwhile, and only meanwhile (prune waits for it).
+    let store_lock = store.lock_shared().context("locking the store")?;
     let id = super::pull::local_or_pull(&store, global, args.image())?;
     let image = store
         .image_config(&id)
@@ -48,6 +52,9 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<ExitCode> {
         .map(|l| store.snapshot_diff_dir(&l.chain_id))
         .collect();
 
+    let ports = published_ports(&args.publish, args.publish_all, &config)?;
+    let network = network(&args.network, !ports.is_empty())?;
+    let seccomp = security_options(&args.security_opts)?;
     let name = container::pick_name(store.root(), args.name.as_deref())?;
     let container_id = container::random_id()?;
     let dir = container::root_dir(store.root()).join(&container_id);
@@ -57,18 +64,32 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<ExitCode> {
             .with_context(|| format!("creating {}", dir.join(sub).display()))?;
     }
 
-    let mut mounts: Vec<MountSpec> = args
-        .volumes
-        .iter()
-        .map(|v| volume(v))
-        .collect::<Result<_>>()?;
-    for spec in &args.mounts {
-        mounts.push(mount_flag(spec)?);
+    // Named and anonymous volumes (`-v name:/p`, `-v /p`, `--mount type=volume`) are
+    // the volume module's; the rest are binds and tmpfs.
+    let mut mounts: Vec<MountSpec> = Vec::new();
+    let mut wanted = Vec::new();
+    for v in &args.volumes {
+        match super::volume::from_volume_flag(v)? {
+            Some(w) => wanted.push(w),
+            None => mounts.push(volume(v)?),
+        }
     }
+    for spec in &args.mounts {
+        match super::volume::from_mount_flag(spec)? {
+            Some(w) => wanted.push(w),
+            None => mounts.push(mount_flag(spec)?),
+        }
+    }
+    let (named, mut anonymous) = super::volume::attach(&store, &lowers, &wanted)?;
+    mounts.extend(named);
     for spec in &args.tmpfs {
         mounts.push(tmpfs_flag(spec)?);
     }
-    let anonymous = anonymous_volumes(&config, &mounts);
+    let from_image: Vec<String> = anonymous_volumes(&config, &mounts)
+        .into_iter()
+        .filter(|v| !anonymous.contains(v))
+        .collect();
+    anonymous.extend(from_image);
     if !anonymous.is_empty() {
         mounts.extend(container::create_volumes(&dir, &lowers, &anonymous)?);
     }
@@ -102,7 +123,7 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<ExitCode> {
             .hostname
             .clone()
             .unwrap_or_else(|| container_id[..12].to_string()),
-        network: network(&args.network)?,
+        network,
         mounts,
         hosts: args
             .add_hosts
@@ -115,6 +136,7 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<ExitCode> {
     if !plan.cwd.starts_with('/') {
         bail!("the working directory {:?} is not absolute", plan.cwd);
     }
+    let healthcheck = super::healthcheck::resolve(config.healthcheck.as_ref(), &args.health)?;
     let stop_signal = args.stop_signal.clone().or(config.stop_signal.clone());
     if let Some(sig) = &stop_signal {
         container::parse_signal(sig)?;
@@ -130,11 +152,14 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<ExitCode> {
                 .pids_limit
                 .and_then(|n| u64::try_from(n).ok())
                 .filter(|n| *n > 0),
+            nano_cpus: args.cpus.map(nano_cpus).transpose()?,
             name: Some(container_id[..12].to_string()),
         },
         remove_after: args.rm.then(|| dir.clone()),
         // No sync of the writable layer at exit: it is no build result (see the runner).
         volatile: true,
+        ports,
+        seccomp,
     };
     let ctr = Container {
         dir: dir.clone(),
@@ -148,9 +173,16 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<ExitCode> {
             options,
             stop_signal,
             stop_timeout: args.stop_timeout,
+            healthcheck,
+            command: Some(command_parts(
+                &config,
+                args.entrypoint.as_deref(),
+                args.command(),
+            )),
         },
     };
     ctr.save_new()?;
+    drop(store_lock);
     let (plan, options) = (&ctr.config.plan, &ctr.config.options);
 
     if args.detach {
@@ -162,6 +194,7 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<ExitCode> {
         bake_runner::start(plan, options, log)
             .with_context(|| format!("starting {:?} in image {}", plan.args, args.image()))?;
         cleanup.0 = None;
+        super::healthcheck::spawn_monitor(&ctr)?;
         println!("{container_id}");
         return Ok(ExitCode::SUCCESS);
     }
@@ -254,6 +287,15 @@ pub fn memory_bytes(text: &str) -> Result<u64> {
     Ok(bytes)
 }
 
+/// `--cpus N` as billionths of a CPU; Docker's range is 0.01 up to the host's CPUs.
+pub fn nano_cpus(cpus: f64) -> Result<u64> {
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if !(cpus >= 0.01 && cpus <= available as f64) {
+        bail!("range of CPUs is from 0.01 to {available}.00, as there are only {available} CPUs available (got --cpus {cpus})");
+    }
+    Ok((cpus * 1e9).round() as u64)
+}
+
 /// `--tmpfs /path[:size=N[,rw]]`.
 pub fn tmpfs_flag(spec: &str) -> Result<MountSpec> {
     let (target, opts) = spec.split_once(':').unwrap_or((spec, ""));
@@ -328,7 +370,9 @@ pub fn mount_flag(spec: &str) -> Result<MountSpec> {
             }
             Ok(MountSpec::Tmpfs { target, size })
         }
-        other => bail!("invalid --mount {spec:?}: type {other:?} is not supported (bind, tmpfs)"),
+        other => {
+            bail!("invalid --mount {spec:?}: type {other:?} is not supported (bind, tmpfs, volume)")
+        }
     }
 }
 
@@ -358,6 +402,30 @@ pub fn command_line(
         bail!("no command specified: the image has no CMD or ENTRYPOINT and none was given");
     }
     Ok(args)
+}
+
+/// The argv of [`command_line`] as Docker records it, (Entrypoint, Cmd): `bake
+/// inspect` shows them apart and `bake commit` gives them to the new image.
+pub fn command_parts(
+    config: &ContainerConfig,
+    entrypoint: Option<&str>,
+    user_args: &[String],
+) -> container::Command {
+    let user = (!user_args.is_empty()).then(|| user_args.to_vec());
+    match entrypoint {
+        Some("") => container::Command {
+            entrypoint: Some(Vec::new()),
+            cmd: user,
+        },
+        Some(e) => container::Command {
+            entrypoint: Some(vec![e.to_string()]),
+            cmd: user,
+        },
+        None => container::Command {
+            entrypoint: config.entrypoint.clone(),
+            cmd: user.or_else(|| config.cmd.clone()),
+        },
+    }
 }
 
 /// The image's ENV with each `-e` applied: `K=V` sets, `K` copies the host's
@@ -432,15 +500,87 @@ pub fn volume(spec: &str) -> Result<MountSpec> {
     })
 }
 
-/// `--network`: the host's (default) or none (loopback only).
-fn network(name: &str) -> Result<Network> {
-    match name {
-        "host" | "default" | "bridge" => Ok(Network::Host),
-        "none" => Ok(Network::None),
-        other => Err(anyhow!(
-            "unsupported network {other:?}: use \"host\" or \"none\""
-        )),
+/// `--network`: the host's, none (loopback only) or bridge (slirp4netns). Without
+/// the flag: bridge when ports are published, else the host's (bridge costs a
+/// slirp4netns start per container; see docs/runner.md).
+fn network(name: &str, publishing: bool) -> Result<Network> {
+    let network = match name {
+        "default" if publishing => Network::Bridge,
+        "host" | "default" => Network::Host,
+        "bridge" => Network::Bridge,
+        "none" => Network::None,
+        other => bail!("unsupported network {other:?}: use \"host\", \"bridge\" or \"none\""),
+    };
+    if publishing && network != Network::Bridge {
+        bail!("conflicting options: port publishing and --network {name} (use --network bridge)");
     }
+    Ok(network)
+}
+
+/// `-p` specs, plus with `-P` every EXPOSEd port of the image not published by a `-p`;
+/// host ports left open get a free one now, so that `bake ps` and `bake port` can
+/// show them.
+fn published_ports(
+    specs: &[String],
+    all: bool,
+    config: &ContainerConfig,
+) -> Result<Vec<PortMapping>> {
+    let mut ports = specs
+        .iter()
+        .map(|s| PortMapping::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    if all {
+        for exposed in config.exposed_ports.keys() {
+            let mapping = PortMapping::parse(exposed)
+                .with_context(|| format!("the image's EXPOSE {exposed:?}"))?;
+            let taken = ports
+                .iter()
+                .any(|p| p.container_side() == mapping.container_side());
+            if !taken {
+                ports.push(PortMapping::any_host_port(
+                    mapping.container_port,
+                    mapping.protocol,
+                ));
+            }
+        }
+    }
+    for port in &mut ports {
+        port.assign_free_port()?;
+    }
+    Ok(ports)
+}
+
+/// `--security-opt`: `seccomp=unconfined|PROFILE.json` and `no-new-privileges`
+/// (always in effect for an unprivileged container, so accepted as is).
+fn security_options(opts: &[String]) -> Result<Seccomp> {
+    let mut seccomp = Seccomp::Default;
+    for opt in opts {
+        let (key, value) = opt
+            .split_once(['=', ':'])
+            .map_or((opt.as_str(), None), |(k, v)| (k, Some(v)));
+        match (key, value) {
+            ("seccomp", Some("unconfined")) => seccomp = Seccomp::Unconfined,
+            ("seccomp", Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the seccomp profile {path}"))?;
+                let profile = Seccomp::Profile(text);
+                profile
+                    .validate()
+                    .with_context(|| format!("the seccomp profile {path}"))?;
+                seccomp = profile;
+            }
+            ("no-new-privileges", None | Some("true")) => {}
+            ("no-new-privileges", Some("false")) => bail!(
+                "--security-opt no-new-privileges=false is not supported: bake always sets \
+                 no_new_privs for unprivileged containers"
+            ),
+            _ => bail!(
+                "unsupported --security-opt {opt:?} (seccomp=unconfined, seccomp=PROFILE.json \
+                 and no-new-privileges are)"
+            ),
+        }
+    }
+    Ok(seccomp)
 }
 
 /// `--add-host name:ip` (the ip may itself contain ':' for IPv6).
@@ -494,6 +634,22 @@ mod tests {
     }
 
     #[test]
+    fn argv_parts_are_kept_as_docker_keeps_them() {
+        let c = config(Some(&["/entry"]), Some(&["default"]));
+        let parts = command_parts(&c, None, &[]);
+        assert_eq!(parts.entrypoint, Some(strings(&["/entry"])));
+        assert_eq!(parts.cmd, Some(strings(&["default"])));
+        let parts = command_parts(&c, Some("sh"), &[]);
+        assert_eq!(
+            (parts.entrypoint, parts.cmd),
+            (Some(strings(&["sh"])), None)
+        );
+        let parts = command_parts(&c, Some(""), &strings(&["ls"]));
+        assert_eq!(parts.entrypoint, Some(Vec::new()));
+        assert_eq!(parts.cmd, Some(strings(&["ls"])));
+    }
+
+    #[test]
     fn env_flags_override_the_image_and_read_the_host() {
         let image = strings(&["PATH=/bin", "A=1"]);
         let flags = strings(&["A=2", "HOSTVAR", "MISSING", "NEW=x=y"]);
@@ -536,14 +692,46 @@ mod tests {
 
     #[test]
     fn network_and_hosts() {
-        assert!(matches!(network("none").unwrap(), Network::None));
-        assert!(matches!(network("host").unwrap(), Network::Host));
-        assert!(network("overlay").is_err());
+        assert_eq!(network("none", false).unwrap(), Network::None);
+        assert_eq!(network("host", false).unwrap(), Network::Host);
+        assert_eq!(network("default", false).unwrap(), Network::Host);
+        assert_eq!(network("default", true).unwrap(), Network::Bridge);
+        assert_eq!(network("bridge", false).unwrap(), Network::Bridge);
+        assert!(network("overlay", false).is_err());
+        let e = network("host", true).unwrap_err().to_string();
+        assert!(e.contains("conflicting options"), "{e}");
+        assert!(network("none", true).is_err());
         assert_eq!(
             add_host("db:10.0.0.2").unwrap(),
             ("db".to_string(), "10.0.0.2".to_string())
         );
         assert!(add_host("db").is_err());
+    }
+
+    #[test]
+    fn publish_all_adds_exposed_ports_with_free_host_ports() {
+        let mut c = ContainerConfig::default();
+        for p in ["80/tcp", "53/udp"] {
+            c.exposed_ports.insert(p.to_string(), Default::default());
+        }
+        let ports = published_ports(&strings(&["127.0.0.1:0:80"]), true, &c);
+        assert!(ports.is_err(), "host port 0 is not a port");
+        let ports = published_ports(&strings(&["127.0.0.1::80"]), true, &c).unwrap();
+        let sides: Vec<String> = ports.iter().map(|p| p.container_side()).collect();
+        assert_eq!(sides, ["80/tcp", "53/udp"]);
+        assert!(ports.iter().all(|p| p.host_port != 0));
+        assert_eq!(ports[0].host_ip.to_string(), "127.0.0.1");
+        assert!(published_ports(&[], false, &c).unwrap().is_empty());
+    }
+
+    #[test]
+    fn security_options_pick_the_seccomp_filter() {
+        assert_eq!(security_options(&[]).unwrap(), Seccomp::Default);
+        let s = security_options(&strings(&["seccomp=unconfined", "no-new-privileges"])).unwrap();
+        assert_eq!(s, Seccomp::Unconfined);
+        assert!(security_options(&strings(&["apparmor=x"])).is_err());
+        assert!(security_options(&strings(&["no-new-privileges=false"])).is_err());
+        assert!(security_options(&strings(&["seccomp=/no/such/profile.json"])).is_err());
     }
 
     #[test]

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub use crate::token_issuer::TokenIssuer;
+
 /// The repository root (for `testdata/`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -151,16 +153,34 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry and waits until `/v2/` answers.
     pub fn start() -> Registry {
-        Registry::start_with(None)
+        Registry::start_with(|_| String::new())
     }
 
     /// A registry that wants basic auth (htpasswd): `user` /
     /// [`REGISTRY_PASSWORD`].
     pub fn start_with_basic_auth(user: &str) -> Registry {
-        Registry::start_with(Some(user))
+        Registry::start_with(|dir| {
+            let htpasswd = dir.join("htpasswd");
+            std::fs::write(&htpasswd, format!("{user}:{REGISTRY_PASSWORD_BCRYPT}\n")).unwrap();
+            format!(
+                "auth:\n  htpasswd:\n    realm: bake-test\n    path: {}\n",
+                htpasswd.display()
+            )
+        })
     }
 
-    fn start_with(user: Option<&str>) -> Registry {
+    /// A registry that wants bearer tokens from a [`TokenIssuer`] (started
+    /// with it) where `user` / [`REGISTRY_PASSWORD`] may pull and push.
+    pub fn start_with_token_auth(user: &str) -> (Registry, TokenIssuer) {
+        let issuer = TokenIssuer::start();
+        issuer.add_user(user, REGISTRY_PASSWORD, &["pull", "push"]);
+        let registry = Registry::start_with(|_| issuer.registry_config());
+        (registry, issuer)
+    }
+
+    /// Starts a registry whose config ends with the `auth:` section that
+    /// `auth(dir)` returns (empty: none).
+    fn start_with(auth: impl FnOnce(&Path) -> String) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("bake-it-registry-")
             .tempdir_in(scratch_dir())
@@ -179,14 +199,7 @@ impl Registry {
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
                  http:\n  addr: {addr}\n",
                 dir.path().join("data").display()
-            ) + &user.map_or_else(String::new, |user| {
-                let htpasswd = dir.path().join("htpasswd");
-                std::fs::write(&htpasswd, format!("{user}:{REGISTRY_PASSWORD_BCRYPT}\n")).unwrap();
-                format!(
-                    "auth:\n  htpasswd:\n    realm: bake-test\n    path: {}\n",
-                    htpasswd.display()
-                )
-            }),
+            ) + &auth(dir.path()),
         )
         .unwrap();
         let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();

@@ -4,24 +4,39 @@
 //! crate keeps link time down; one module per feature.
 
 mod harness;
+mod token_issuer;
 
+mod add_git;
+mod build_limits;
 mod build_run;
 mod cache;
+mod cache_export;
 mod cache_flags;
+mod concurrent_builds;
+mod containers;
 mod errors;
 mod escape;
 mod heredoc;
 mod images;
+mod instruction_flags;
 mod instructions;
+mod interop;
 mod lifecycle;
 mod lint;
 mod oci_layout;
 mod outputs;
+mod ports;
 mod push_pull;
 mod registry_auth;
+mod registry_mirror;
+mod registry_mount;
+mod registry_resume;
+mod registry_token;
 mod run_flags;
 mod run_mounts;
 mod run_options;
 mod save_load;
+mod seccomp;
 mod secrets;
+mod transfer_progress;
 mod store_maintenance;
