@@ -111,7 +111,9 @@ pub fn copy_items(root: &Path, copy: &Copy, items: &[Item], attrs: &Attrs) -> Re
     for item in items {
         if item.meta.is_dir() {
             let created = ensure_dir(root, &dest_rel, Some((&item.meta, attrs)), attrs)?;
-            copy_entries(&dest_host, &item.entries, attrs, &mut links)?;
+            // Below a directory this copy just created nothing exists yet:
+            // no entry needs the `lstat` that checks what it replaces.
+            copy_entries(&dest_host, &item.entries, attrs, &mut links, created)?;
             if created {
                 set_times(&dest_host, &item.meta)?;
             }
@@ -129,7 +131,7 @@ pub fn copy_items(root: &Path, copy: &Copy, items: &[Item], attrs: &Attrs) -> Re
                 dest_rel.clone()
             };
             let target = join(root, target_rel.trim_start_matches('/'));
-            write_entry(&item.path, &item.meta, &target, attrs, &mut links)?;
+            write_entry(&item.path, &item.meta, &target, attrs, &mut links, false)?;
         }
     }
     Ok(())
@@ -186,13 +188,14 @@ fn copy_entries(
     entries: &[Entry],
     attrs: &Attrs,
     links: &mut HashMap<(u64, u64), PathBuf>,
+    fresh: bool,
 ) -> Result<(), Error> {
     use rayon::prelude::*;
     // Directories first, in pre-order (parents before children).
     let mut dirs: Vec<(PathBuf, &Metadata)> = Vec::new();
     for e in entries.iter().filter(|e| e.meta.is_dir()) {
         let target = dest.join(&e.rel);
-        write_entry(&e.path, &e.meta, &target, attrs, links)?;
+        write_entry(&e.path, &e.meta, &target, attrs, links, fresh)?;
         dirs.push((target, &e.meta));
     }
     // Then single-link files and symlinks in parallel: a 30,000-file COPY
@@ -210,10 +213,11 @@ fn copy_entries(
             &dest.join(&e.rel),
             attrs,
             &mut HashMap::new(),
+            fresh,
         )
     })?;
     for e in rest {
-        write_entry(&e.path, &e.meta, &dest.join(&e.rel), attrs, links)?;
+        write_entry(&e.path, &e.meta, &dest.join(&e.rel), attrs, links, fresh)?;
     }
     // Directory times last: writing children changes them.
     for (d, meta) in dirs.iter().rev() {
@@ -222,16 +226,23 @@ fn copy_entries(
     Ok(())
 }
 
-/// Writes one source entry at `target` (whose parent is a real directory).
+/// Writes one source entry at `target` (whose parent is a real directory);
+/// `fresh` says that the parent was created by this copy, so `target`
+/// cannot exist yet.
 fn write_entry(
     src: &Path,
     meta: &Metadata,
     target: &Path,
     attrs: &Attrs,
     links: &mut HashMap<(u64, u64), PathBuf>,
+    fresh: bool,
 ) -> Result<(), Error> {
     let ft = meta.file_type();
-    let existing = fs::symlink_metadata(target).ok();
+    let existing = if fresh {
+        None
+    } else {
+        fs::symlink_metadata(target).ok()
+    };
     if ft.is_dir() {
         match existing {
             Some(m) if m.is_dir() => {}

@@ -11,6 +11,7 @@ use bake_store::{Layer, Store};
 
 use super::chmod::Mode;
 use super::copy::{self, Attrs};
+use super::direct;
 use super::exec::lowers;
 use super::owner::{self, Ids};
 use super::select::{self, Tree};
@@ -42,6 +43,18 @@ pub fn run(
     sources: &[CopySource<'_>],
     epoch: Option<i64>,
 ) -> Result<Vec<Layer>, Error> {
+    run_routed(store, op, sources, epoch, true)
+}
+
+/// [`run`], with the direct-to-upper route allowed or not (tests compare
+/// the two).
+fn run_routed(
+    store: &Store,
+    op: &FileOp,
+    sources: &[CopySource<'_>],
+    epoch: Option<i64>,
+    allow_direct: bool,
+) -> Result<Vec<Layer>, Error> {
     let base = match sources.first() {
         Some(CopySource::Layers(l)) => *l,
         Some(CopySource::Local { dir, .. }) => {
@@ -56,17 +69,30 @@ pub fn run(
     for d in [&upper, &work, &merged] {
         fs::create_dir(d).map_err(io_err("mkdir", d))?;
     }
-    let view = bake_runner::mount_overlay(&lowers(store, base), Some((&upper, &work)), &merged)?;
-    for (n, action) in op.actions.iter().enumerate() {
+    let lower_dirs = lowers(store, base);
+    if allow_direct && direct::direct_copy(op, &lower_dirs).is_some() {
+        // The COPY creates a top-level name no lower has: the merged view
+        // would only pass writes through to the upper dir (see `direct`).
         apply(
             store,
-            &merged,
-            action,
+            &upper,
+            &op.actions[0],
             sources,
-            &tmp.path().join(format!("src-{n}")),
+            &tmp.path().join("src-0"),
         )?;
+    } else {
+        let view = bake_runner::mount_overlay(&lower_dirs, Some((&upper, &work)), &merged)?;
+        for (n, action) in op.actions.iter().enumerate() {
+            apply(
+                store,
+                &merged,
+                action,
+                sources,
+                &tmp.path().join(format!("src-{n}")),
+            )?;
+        }
+        drop(view);
     }
-    drop(view);
     let layer = store.commit_snapshot(&upper, base.last().map(|l| &l.chain_id), epoch)?;
     let mut chain = base.to_vec();
     chain.push(layer);
@@ -251,6 +277,10 @@ fn rm(root: &Path, path: &str, allow_not_found: bool) -> Result<(), Error> {
         Err(e) => Err(io_err("remove", &host)(e)),
     }
 }
+
+#[cfg(test)]
+#[path = "file_tests.rs"]
+mod route_tests;
 
 #[cfg(test)]
 mod tests {

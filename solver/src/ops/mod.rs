@@ -8,6 +8,7 @@ use bake_store::Layer;
 pub mod archive;
 pub mod chmod;
 pub mod copy;
+pub mod direct;
 pub mod exec;
 pub mod file;
 pub mod git;
