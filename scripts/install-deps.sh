@@ -7,7 +7,7 @@
 # the token-auth test registry, and libseccomp-dev, which building bake needs
 # (the runner links libseccomp). Idempotent; needs root.
 set -euo pipefail
-pkgs=(docker-registry openssl podman runc busybox-static skopeo umoci oci-image-tool jq curl python3 git tar zstd util-linux iproute2 ca-certificates slirp4netns libseccomp-dev)
+pkgs=(docker-registry openssl podman runc busybox-static skopeo umoci oci-image-tool jq curl python3 git tar zstd util-linux iproute2 ca-certificates slirp4netns libseccomp-dev uidmap)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

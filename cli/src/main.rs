@@ -10,6 +10,7 @@ mod host;
 mod output;
 mod progress;
 mod resolver;
+mod rootless;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,17 @@ fn main() -> ExitCode {
         return bake_runner::sandbox_main();
     }
     let cli = app::Cli::parse();
+    // Rootless: become root of a user namespace before any thread starts.
+    if !rustix::process::geteuid().is_root() {
+        if let Err(err) = rootless::enter() {
+            let err = anyhow::Error::from(err);
+            let code = match cli.command {
+                app::Command::Run(_) => exit::run_code(&err),
+                _ => exit::FAILURE,
+            };
+            return exit::fail(&err, code, cli.global.debug);
+        }
+    }
     match commands::dispatch(&cli) {
         Ok(code) => code,
         Err(err) => {

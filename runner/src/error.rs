@@ -16,11 +16,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Error {
-    /// Not running as root.
-    #[error(
-        "bake needs root for now: rootless mode through user namespaces is not implemented yet"
-    )]
+    /// Not running as root (nor as root of a user namespace, which the cli enters for
+    /// a non-root user).
+    #[error("bake's sandbox needs root, or root of a user namespace (rootless mode)")]
     NotRoot,
+    /// Something rootless mode cannot do.
+    #[error("not supported in rootless mode: {feature}")]
+    Rootless {
+        /// What was asked for, and why it cannot be done.
+        feature: String,
+    },
     /// The kernel has no overlayfs.
     #[error("overlayfs is not available: /proc/filesystems does not list `overlay` (try `modprobe overlay`)")]
     OverlayUnsupported,

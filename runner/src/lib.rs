@@ -6,8 +6,8 @@
 //! (see the `sandbox` module for why). What to mount is plain data computed from the
 //! [`Plan`] by pure functions (`mounts::plan`), applied by a small executor.
 //!
-//! Root only for now: rootless mode (a user namespace mapping the caller to root) is
-//! not implemented; [`check_support`] says so.
+//! Needs root: real root, or root of a user namespace (rootless mode, which the cli
+//! enters at start; see the `rootless` module for what differs there).
 
 #![deny(missing_docs)]
 
@@ -22,6 +22,7 @@ mod options;
 mod overlay;
 mod plan;
 mod reaper;
+mod rootless;
 mod sandbox;
 mod seccomp;
 mod spawn;

@@ -18,12 +18,17 @@ const MAX_OPTIONS: usize = 4095;
 /// no hard-link index, no `redirect` xattrs for renamed dirs (a rename copies the dir
 /// up), no metadata-only copy-ups. Retried without them on kernels that lack them.
 const PLAIN_DIFF: &str = "index=off,redirect_dir=off,metacopy=off";
+/// The same in a user namespace: `userxattr` keeps overlay metadata in `user.*` xattrs
+/// (root of a user namespace cannot set `trusted.*`) and refuses `redirect_dir=off`
+/// (whose `follow` part it does not allow); its default, `nofollow`, is what we want.
+const PLAIN_DIFF_USERXATTR: &str = "index=off,metacopy=off";
 
 /// The overlayfs option string (pure).
 pub(crate) fn overlay_options(
     lowers: &[String],
     upper: Option<(&str, &str)>,
     plain: bool,
+    userxattr: bool,
 ) -> String {
     let mut out = format!("lowerdir={}", lowers.join(":"));
     if let Some((upper, work)) = upper {
@@ -31,7 +36,14 @@ pub(crate) fn overlay_options(
     }
     if plain {
         out.push(',');
-        out.push_str(PLAIN_DIFF);
+        out.push_str(if userxattr {
+            PLAIN_DIFF_USERXATTR
+        } else {
+            PLAIN_DIFF
+        });
+    }
+    if userxattr {
+        out.push_str(",userxattr");
     }
     out
 }
@@ -110,7 +122,8 @@ pub(crate) fn mount_overlayfs(
     let upper_refs = upper_names.as_ref().map(|(u, w)| (u.as_str(), w.as_str()));
     let volatile = volatile && upper.is_some();
     let try_mount = |plain, volatile| {
-        let mut options = overlay_options(&lower_names, upper_refs, plain);
+        let userxattr = crate::rootless::in_user_namespace();
+        let mut options = overlay_options(&lower_names, upper_refs, plain, userxattr);
         if volatile {
             options.push_str(",volatile");
         }
@@ -124,11 +137,26 @@ pub(crate) fn mount_overlayfs(
     };
     // An older kernel without one of the plain-diff options, or without `volatile`
     // (5.10): retried without them.
-    match try_mount(true, volatile) {
+    let result = match try_mount(true, volatile) {
         Err(Errno::EINVAL) => match try_mount(false, volatile) {
-            Err(Errno::EINVAL) if volatile => try_mount(false, false).map_err(fail),
-            other => other.map_err(fail),
+            Err(Errno::EINVAL) if volatile => try_mount(false, false),
+            other => other,
         },
+        other => other,
+    };
+    match result {
+        // Rootless: the kernel refuses overlayfs in a user namespace (before 5.11, or
+        // an upper filesystem without user xattrs). There is no copying fallback yet.
+        Err(e @ (Errno::EPERM | Errno::EINVAL)) if crate::rootless::in_user_namespace() => {
+            Err(Error::Rootless {
+                feature: format!(
+                    "overlayfs on {}: the kernel refused it in a user namespace ({e}); it \
+                     needs Linux 5.11 or later and user xattrs on the store's file system, \
+                     and bake has no copying fallback",
+                    target.display()
+                ),
+            })
+        }
         other => other.map_err(fail),
     }
 }
@@ -271,8 +299,8 @@ pub(crate) fn make_private(path: &str) -> Result<(), Error> {
     })
 }
 
-/// Checks that sandboxes can be built here: running as root (rootless mode is not
-/// implemented) and overlayfs known to the kernel.
+/// Checks that sandboxes can be built here: running as root (real, or of the user
+/// namespace the cli enters in rootless mode) and overlayfs known to the kernel.
 ///
 /// # Errors
 /// [`Error::NotRoot`], [`Error::OverlayUnsupported`], or [`Error::ReadHost`] when
@@ -306,10 +334,22 @@ mod tests {
     fn options_join_lowers_top_first() {
         let lowers = vec!["/l2".to_string(), "/l1".to_string()];
         assert_eq!(
-            overlay_options(&lowers, Some(("/u", "/w")), true),
+            overlay_options(&lowers, Some(("/u", "/w")), true, false),
             "lowerdir=/l2:/l1,upperdir=/u,workdir=/w,index=off,redirect_dir=off,metacopy=off"
         );
-        assert_eq!(overlay_options(&lowers, None, false), "lowerdir=/l2:/l1");
+        assert_eq!(
+            overlay_options(&lowers, None, false, false),
+            "lowerdir=/l2:/l1"
+        );
+        // In a user namespace (rootless): user.* xattrs, redirect_dir left alone.
+        assert_eq!(
+            overlay_options(&lowers, Some(("/u", "/w")), true, true),
+            "lowerdir=/l2:/l1,upperdir=/u,workdir=/w,index=off,metacopy=off,userxattr"
+        );
+        assert_eq!(
+            overlay_options(&lowers, None, false, true),
+            "lowerdir=/l2:/l1,userxattr"
+        );
     }
 
     #[test]

@@ -555,14 +555,23 @@ pub(crate) fn become_user(
     caps::restrict_bounding(privileged, keep)?;
     let set_ids = || -> Result<(), Errno> {
         let groups: Vec<Gid> = ids.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-        nix::unistd::setgroups(&groups)?;
+        match nix::unistd::setgroups(&groups) {
+            // Rootless with a single-id mapping: setgroups(2) is denied for good.
+            Err(Errno::EPERM) if crate::rootless::setgroups_denied() => {}
+            r => r?,
+        }
         nix::unistd::setgid(Gid::from_raw(ids.gid))?;
         nix::unistd::setuid(Uid::from_raw(ids.uid))
     };
-    set_ids().map_err(|source| Error::SetIds {
-        uid: ids.uid,
-        gid: ids.gid,
-        source,
+    set_ids().map_err(|source| match source {
+        Errno::EINVAL if crate::rootless::in_user_namespace() => {
+            crate::rootless::unmapped(ids.uid, ids.gid)
+        }
+        source => Error::SetIds {
+            uid: ids.uid,
+            gid: ids.gid,
+            source,
+        },
     })?;
     caps::restrict_sets(privileged, keep, ids.uid == 0)?;
     if !privileged {

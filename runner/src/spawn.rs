@@ -58,6 +58,7 @@ pub fn run_with(
 ) -> Result<Exit, Error> {
     validate(plan)?;
     crate::network::check(plan, options)?;
+    crate::rootless::check_options(plan, options)?;
     let request = Request {
         job: Job::Run {
             plan: plan.clone(),
@@ -80,6 +81,7 @@ pub fn run_with(
 pub fn start(plan: &Plan, options: &Options, log: std::fs::File) -> Result<u32, Error> {
     validate(plan)?;
     crate::network::check(plan, options)?;
+    crate::rootless::check_options(plan, options)?;
     let request = Request {
         job: Job::Run {
             plan: plan.clone(),

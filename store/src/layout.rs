@@ -93,9 +93,10 @@ impl Store {
 
     /// Where the store lives when neither `--root` nor `BAKE_ROOT` says
     /// otherwise: `/var/lib/bake` for root (like docker and podman), else the
-    /// XDG data directory, so a rootless user never needs privileges.
+    /// XDG data directory, so a rootless user never needs privileges. Root of a
+    /// user namespace (rootless mode) is the user, not the host's root.
     pub fn default_root() -> PathBuf {
-        if rustix::process::geteuid().is_root() {
+        if rustix::process::geteuid().is_root() && !crate::userns::in_user_namespace() {
             return PathBuf::from("/var/lib/bake");
         }
         match std::env::var_os("XDG_DATA_HOME") {

@@ -19,6 +19,7 @@ pub mod reference;
 pub mod registry;
 pub mod snapshots;
 pub mod transfer;
+pub mod userns;
 pub mod volumes;
 
 pub use cache::CacheRecord;

@@ -139,7 +139,7 @@ fn is_whiteout(meta: &std::fs::Metadata) -> bool {
 fn is_opaque(path: &Path) -> bool {
     let mut buf = [0u8; 4];
     matches!(
-        rustix::fs::lgetxattr(path, "trusted.overlay.opaque", &mut buf),
+        rustix::fs::lgetxattr(path, bake_store::layer::opaque_xattr(), &mut buf),
         Ok(1) if buf[0] == b'y'
     )
 }

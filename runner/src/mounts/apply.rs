@@ -150,6 +150,35 @@ fn apply_step(root_path: &Path, root: &OwnedFd, step: &Step) -> Result<(), Error
             match mount(Some(*source), &fd_path(&fd), Some(*fstype), *flags, data) {
                 Ok(()) => Ok(()),
                 Err(_) if *optional => Ok(()),
+                // Rootless (see `crate::rootless`): no sysfs without our own network
+                // namespace, no devpts `gid=5` without gid 5 mapped.
+                Err(Errno::EPERM) if *fstype == "sysfs" && crate::rootless::in_user_namespace() => {
+                    let path = fd_path(&fd);
+                    let rbind = MsFlags::MS_BIND | MsFlags::MS_REC;
+                    mount(Some("/sys"), &path, None::<&str>, rbind, None::<&str>).map_err(fail)?;
+                    if flags.contains(MsFlags::MS_RDONLY) {
+                        remount_readonly(root, target, &shown)?;
+                    }
+                    Ok(())
+                }
+                Err(Errno::EINVAL)
+                    if *fstype == "devpts" && crate::rootless::in_user_namespace() =>
+                {
+                    let data = data.map(|d| {
+                        d.split(',')
+                            .filter(|o| !o.starts_with("gid="))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    });
+                    mount(
+                        Some(*source),
+                        &fd_path(&fd),
+                        Some(*fstype),
+                        *flags,
+                        data.as_deref(),
+                    )
+                    .map_err(fail)
+                }
                 Err(e) => Err(fail(e)),
             }
         }

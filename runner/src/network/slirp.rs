@@ -44,6 +44,10 @@ fn network_error(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
 
 /// A new network namespace, held by the returned fd; this process stays in its own.
 fn new_netns() -> Result<OwnedFd, Error> {
+    if crate::rootless::in_user_namespace() {
+        // No way back into the host's namespace from a user namespace.
+        return crate::rootless::new_netns_in_child();
+    }
     let open = |path: &str| {
         rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| network_error("opening a network namespace")(e.into()))

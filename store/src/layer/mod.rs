@@ -15,6 +15,7 @@ use crate::oci::Digest;
 
 mod beneath;
 mod compression;
+mod hash_pipe;
 mod pack;
 mod unpack;
 
@@ -31,6 +32,19 @@ pub(crate) const WHITEOUT_PREFIX: &str = ".wh.";
 pub(crate) const OPAQUE_MARKER: &str = ".wh..wh..opq";
 /// The overlayfs xattr that marks a directory opaque.
 pub(crate) const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// The same in a user namespace, where overlayfs is mounted with `userxattr`.
+pub(crate) const USER_OPAQUE_XATTR: &str = "user.overlay.opaque";
+
+/// The opaque-directory xattr snapshots carry in this process: `trusted.` as real
+/// root, `user.` inside a user namespace (rootless), where `trusted.` cannot be set
+/// and the runner mounts overlayfs with `userxattr`. A store is written in one mode.
+pub fn opaque_xattr() -> &'static str {
+    if crate::userns::in_user_namespace() {
+        USER_OPAQUE_XATTR
+    } else {
+        OVERLAY_OPAQUE_XATTR
+    }
+}
 /// The only xattr bake carries through a layer: file capabilities (`setcap`)
 /// matter for what a binary may do; everything else is host policy.
 pub(crate) const CAPABILITY_XATTR: &str = "security.capability";

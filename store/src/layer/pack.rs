@@ -16,11 +16,8 @@ use std::path::{Path, PathBuf};
 
 use tar::{EntryType, Header};
 
-use super::{
-    Error, Tarball, CAPABILITY_XATTR, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, PAX_XATTR_PREFIX,
-    WHITEOUT_PREFIX,
-};
-use crate::blobs::DigestWriter;
+use super::hash_pipe::HashPipe;
+use super::{Error, Tarball, CAPABILITY_XATTR, OPAQUE_MARKER, PAX_XATTR_PREFIX, WHITEOUT_PREFIX};
 
 /// Writes the tree under `dir` (not `dir` itself) as a tar stream to `out`,
 /// streaming file contents, and returns the stream's sha256 and length.
@@ -35,22 +32,26 @@ use crate::blobs::DigestWriter;
 /// [`Error::Read`] for an unreadable file, [`Error::Changed`] for a file that
 /// shrank meanwhile, [`Error::Write`] when `out` fails.
 pub fn pack(dir: &Path, epoch: Option<i64>, out: impl Write) -> Result<Tarball, Error> {
-    let mut packer = Packer {
-        builder: tar::Builder::new(DigestWriter::new(out)),
-        epoch,
-        inodes: HashMap::new(),
-    };
-    packer.dir(dir, &mut Vec::new())?;
-    let writer = packer.builder.into_inner().map_err(|source| Error::Write {
-        entry: "(end of archive)".into(),
-        source,
-    })?;
-    let (diff_id, size, _) = writer.finish();
-    Ok(Tarball { diff_id, size })
+    // The sha256 runs on a second thread while this one walks and reads.
+    std::thread::scope(|scope| {
+        let mut packer = Packer {
+            builder: tar::Builder::new(HashPipe::new(scope, out)),
+            epoch,
+            inodes: HashMap::new(),
+        };
+        packer.dir(dir, &mut Vec::new())?;
+        let end_err = |source| Error::Write {
+            entry: "(end of archive)".into(),
+            source,
+        };
+        let writer = packer.builder.into_inner().map_err(end_err)?;
+        let (diff_id, size) = writer.finish().map_err(end_err)?;
+        Ok(Tarball { diff_id, size })
+    })
 }
 
 struct Packer<W: Write> {
-    builder: tar::Builder<DigestWriter<W>>,
+    builder: tar::Builder<W>,
     epoch: Option<i64>,
     /// (dev, ino) → tar name of the first path seen, for hard links.
     inodes: HashMap<(u64, u64), Vec<u8>>,
@@ -135,7 +136,7 @@ impl<W: Write> Packer<W> {
             let mut h = self.header(EntryType::Directory, meta);
             name.push(b'/');
             self.append(&mut h, name, io::empty())?;
-            if xattr::get(path, OVERLAY_OPAQUE_XATTR)
+            if xattr::get(path, super::opaque_xattr())
                 .map_err(read_err(path))?
                 .is_some_and(|v| v == b"y")
             {

@@ -18,10 +18,7 @@ use rustix::io::Errno;
 use tar::EntryType;
 
 use super::beneath::{remove_all_at, Beneath};
-use super::{
-    Error, Tarball, CAPABILITY_XATTR, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, PAX_XATTR_PREFIX,
-    WHITEOUT_PREFIX,
-};
+use super::{Error, Tarball, CAPABILITY_XATTR, OPAQUE_MARKER, PAX_XATTR_PREFIX, WHITEOUT_PREFIX};
 use crate::blobs::DigestReader;
 
 /// Applies the (uncompressed) tar stream `input` to the directory `dir`,
@@ -224,9 +221,13 @@ fn chown_at(parent: &OwnedFd, name: &OsStr, meta: &Meta, entry: &str) -> Result<
 
 /// Unprivileged unpacking (tests, rootless without a user namespace) keeps
 /// the caller's ownership instead of failing; as root a chown failure is real.
+/// In a user namespace, an id outside its map (EINVAL: a single-id mapping, or
+/// an id past the subordinate range) keeps the owner 0: the snapshot cannot
+/// represent it (documented in docs/runner.md, "Rootless").
 fn tolerate_unprivileged(r: Result<(), Errno>) -> Result<(), Errno> {
     match r {
         Err(Errno::PERM | Errno::INVAL) if !rustix::process::geteuid().is_root() => Ok(()),
+        Err(Errno::INVAL) if crate::userns::in_user_namespace() => Ok(()),
         r => r,
     }
 }
@@ -259,7 +260,7 @@ fn apply<R: Read>(
     if last == OPAQUE_MARKER.as_bytes() {
         return rustix::fs::fsetxattr(
             &parent,
-            OVERLAY_OPAQUE_XATTR,
+            super::opaque_xattr(),
             b"y",
             rustix::fs::XattrFlags::empty(),
         )
