@@ -73,12 +73,27 @@ c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != 
 json.dump(c, open(p, "w"))
 PY
   n=0
-  for rt in runc crun; do
-    command -v $rt >/dev/null || continue
-    run_rt() { n=$((n + 1)); $rt run --bundle "$work/bundle" "bench-$$-$n"; }
-    m=$(median_ms run_rt)
-    echo "$rt run of a prepared bundle:  median ${m} ms ($(ratio "$median" "$m"))"
-  done
+  if command -v runc >/dev/null; then
+    run_runc() { n=$((n + 1)); runc run --bundle "$work/bundle" "bench-$$-$n"; }
+    m=$(median_ms run_runc)
+    echo "runc run of a prepared bundle: median ${m} ms ($(ratio "$median" "$m"))"
+  fi
+  if command -v crun >/dev/null; then
+    # crun refuses hybrid cgroups ("drop all controllers from cgroupv2"):
+    # where the host has them, it runs in a mount namespace without the
+    # cgroup2 mount, which adds the unshare to its time.
+    crun_cmd() { crun run --bundle "$work/bundle" "bench-$$-$1"; }
+    run_crun() {
+      n=$((n + 1))
+      if mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then
+        unshare -m --propagation private sh -c "umount /sys/fs/cgroup/unified && crun run --bundle '$work/bundle' bench-$$-$n"
+      else
+        crun_cmd "$n"
+      fi
+    }
+    m=$(median_ms run_crun)
+    echo "crun run of a prepared bundle: median ${m} ms ($(ratio "$median" "$m"))"
+  fi
 fi
 if command -v podman >/dev/null; then
   "$bake" save -o "$work/image.tar" bench:true

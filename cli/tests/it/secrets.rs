@@ -266,7 +266,14 @@ fn an_ssh_mount_has_the_asked_owner_and_mode() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run = bake.ok(&["run", "--rm", "sshmode:1", "cat", "/ssh-stat", "/ssh-default"]);
+    let run = bake.ok(&[
+        "run",
+        "--rm",
+        "sshmode:1",
+        "cat",
+        "/ssh-stat",
+        "/ssh-default",
+    ]);
     assert_eq!(run.stdout, "1000 1001 660\n0 0 600\n");
     // The host's socket is untouched.
     let meta = std::fs::metadata(&sock).unwrap();

@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use bake_runner::{Limits, MountSpec, OverlayMount, Options, Plan, Rootfs, Stdio, Stream};
+use bake_runner::{Limits, MountSpec, Options, OverlayMount, Plan, Rootfs, Stdio, Stream};
 use bake_store::{Layer, Store};
 
 use super::secrets::{FileAttrs, Secrets};
