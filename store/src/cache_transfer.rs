@@ -56,14 +56,7 @@ impl Store {
         reference: &Reference,
         opts: &RegistryOptions,
     ) -> Result<Digest, Error> {
-        let registry_err = |op| {
-            let reference = reference.to_string();
-            move |source| Error::Registry {
-                op,
-                reference,
-                source: Box::new(source),
-            }
-        };
+        let registry_err = |op| registry_error(reference, op);
         let client = Client::new(&reference.registry, opts).map_err(registry_err("connect to"))?;
         let repo = reference.repository.as_str();
         for d in cache.blobs() {
@@ -110,14 +103,7 @@ impl Store {
 }
 
 fn open(reference: &Reference, opts: &RegistryOptions) -> Result<Imported, Error> {
-    let registry_err = |op| {
-        let reference = reference.to_string();
-        move |source| Error::Registry {
-            op,
-            reference,
-            source: Box::new(source),
-        }
-    };
+    let registry_err = |op| registry_error(reference, op);
     let client = Client::new(&reference.registry, opts).map_err(registry_err("connect to"))?;
     let repo = reference.repository.clone();
     let asked = match (&reference.digest, &reference.tag) {
@@ -133,4 +119,17 @@ fn open(reference: &Reference, opts: &RegistryOptions) -> Result<Imported, Error
         repo,
     };
     Imported::parse(&reference.to_string(), source, &bytes).map_err(|e| Error::Cache(Box::new(e)))
+}
+
+/// Turns a registry failure of `op` on `reference` into this module's error.
+fn registry_error(
+    reference: &Reference,
+    op: &'static str,
+) -> impl FnOnce(crate::registry::Error) -> Error {
+    let reference = reference.to_string();
+    move |source| Error::Registry {
+        op,
+        reference,
+        source: Box::new(source),
+    }
 }
