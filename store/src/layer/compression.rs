@@ -196,7 +196,17 @@ pub struct ParallelGzip<W: Write> {
     out: W,
     level: u32,
     chunks: Vec<Vec<u8>>,
+    /// Emptied input chunks and member buffers, reused: a fresh 1 MiB
+    /// allocation is a fresh mmap whose every page faults on first touch,
+    /// which made storing incompressible data fault-bound (~0.5 GB/s).
+    spare_chunks: Vec<Vec<u8>>,
+    spare_members: Vec<Vec<u8>>,
+    /// The batch being compressed on rayon's pool, with its buffers.
+    pending: Option<std::sync::mpsc::Receiver<io::Result<Batch>>>,
 }
+
+/// Input chunks with their member buffers.
+type Batch = Vec<(Vec<u8>, Vec<u8>)>;
 
 impl<W: Write> ParallelGzip<W> {
     fn new(out: W, level: u32) -> Self {
@@ -204,35 +214,75 @@ impl<W: Write> ParallelGzip<W> {
             out,
             level,
             chunks: vec![Vec::with_capacity(GZIP_CHUNK)],
+            spare_chunks: Vec::new(),
+            spare_members: Vec::new(),
+            pending: None,
         }
     }
 
+    fn fresh_chunk(&mut self) -> Vec<u8> {
+        self.spare_chunks
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(GZIP_CHUNK))
+    }
+
     /// Compresses the full chunks (and, at the end, the last partial one).
+    /// A batch is compressed on rayon's pool while the caller fills the
+    /// next one (reading and packing the tar is serial work that otherwise
+    /// leaves the cores idle); its members are written before the next
+    /// batch's, so the stream is the same as compressing in place.
     fn drain(&mut self, all: bool) -> io::Result<()> {
-        use rayon::prelude::*;
         let keep = if all { 0 } else { 1 };
         if self.chunks.len() <= keep {
-            return Ok(());
+            return if all { self.collect() } else { Ok(()) };
         }
+        let mut work: Batch = Vec::new();
         let ready: Vec<Vec<u8>> = self.chunks.drain(..self.chunks.len() - keep).collect();
+        for chunk in ready {
+            if chunk.is_empty() {
+                self.spare_chunks.push(chunk);
+            } else {
+                work.push((chunk, self.spare_members.pop().unwrap_or_default()));
+            }
+        }
+        self.collect()?;
         let level = self.level;
-        let members: Vec<io::Result<Vec<u8>>> = ready
-            .par_iter()
-            .filter(|c| !c.is_empty())
-            .map(|chunk| {
-                // Incompressible input (random data, already-compressed
-                // files) costs deflate its full effort for nothing: store
-                // it instead, as klauspost/compress (buildah) does.
-                let level = if level > 0 && incompressible(chunk) {
-                    0
-                } else {
-                    level
-                };
-                gzip_member(chunk, level)
-            })
-            .collect();
-        for member in members {
-            self.out.write_all(&member?)?;
+        // On a rayon worker, waiting for another rayon job could starve the
+        // pool: compress in place there.
+        if all || rayon::current_thread_index().is_some() {
+            compress_batch(&mut work, level)?;
+            return self.write_members(work);
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        rayon::spawn(move || {
+            let mut work = work;
+            let done = compress_batch(&mut work, level).map(|()| work);
+            let _ = tx.send(done);
+        });
+        self.pending = Some(rx);
+        Ok(())
+    }
+
+    /// Writes the batch being compressed, once it is.
+    fn collect(&mut self) -> io::Result<()> {
+        match self.pending.take() {
+            Some(rx) => {
+                let work = rx
+                    .recv()
+                    .map_err(|_| io::Error::other("a gzip worker stopped"))??;
+                self.write_members(work)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Writes compressed members in order and keeps their buffers.
+    fn write_members(&mut self, work: Batch) -> io::Result<()> {
+        for (mut chunk, member) in work {
+            self.out.write_all(&member)?;
+            chunk.clear();
+            self.spare_chunks.push(chunk);
+            self.spare_members.push(member);
         }
         Ok(())
     }
@@ -243,10 +293,28 @@ impl<W: Write> ParallelGzip<W> {
         let empty = self.chunks.iter().all(Vec::is_empty);
         self.drain(true)?;
         if empty {
-            self.out.write_all(&gzip_member(&[], self.level)?)?;
+            let mut member = Vec::new();
+            gzip_member_into(&[], self.level, &mut member)?;
+            self.out.write_all(&member)?;
         }
         Ok(self.out)
     }
+}
+
+/// Compresses each chunk of `work` into its member buffer, on every core.
+fn compress_batch(work: &mut Batch, level: u32) -> io::Result<()> {
+    use rayon::prelude::*;
+    work.par_iter_mut().try_for_each(|(chunk, member)| {
+        // Incompressible input (random data, already-compressed files)
+        // costs deflate its full effort for nothing: store it instead, as
+        // klauspost/compress (buildah) does.
+        let level = if level > 0 && incompressible(chunk) {
+            0
+        } else {
+            level
+        };
+        gzip_member_into(chunk, level, member)
+    })
 }
 
 thread_local! {
@@ -257,8 +325,9 @@ thread_local! {
 }
 
 /// One complete gzip member (header, deflate stream, CRC-32 and size
-/// trailer) holding `chunk`, compressed at `level` (0 stores).
-fn gzip_member(chunk: &[u8], level: u32) -> io::Result<Vec<u8>> {
+/// trailer) holding `chunk`, compressed at `level` (0 stores), into
+/// `member` (replacing what it held; its allocation is reused).
+fn gzip_member_into(chunk: &[u8], level: u32, member: &mut Vec<u8>) -> io::Result<()> {
     DEFLATERS.with(|cell| {
         let mut deflaters = cell.borrow_mut();
         let index = match deflaters.iter().position(|(l, _)| *l == level) {
@@ -275,12 +344,13 @@ fn gzip_member(chunk: &[u8], level: u32) -> io::Result<Vec<u8>> {
             }
         };
         let compressor = &mut deflaters[index].1;
-        let mut out = vec![0; compressor.gzip_compress_bound(chunk.len())];
+        member.clear();
+        member.resize(compressor.gzip_compress_bound(chunk.len()), 0);
         let n = compressor
-            .gzip_compress(chunk, &mut out)
+            .gzip_compress(chunk, member)
             .map_err(|e| io::Error::other(format!("gzip: {e:?}")))?;
-        out.truncate(n);
-        Ok(out)
+        member.truncate(n);
+        Ok(())
     })
 }
 
@@ -329,9 +399,11 @@ impl<W: Write> Write for ParallelGzip<W> {
             if self.chunks.len() >= GZIP_BATCH {
                 self.chunks.push(Vec::new());
                 self.drain(false)?;
-                self.chunks.last_mut().expect("kept").reserve(GZIP_CHUNK);
+                let fresh = self.fresh_chunk();
+                *self.chunks.last_mut().expect("kept") = fresh;
             } else {
-                self.chunks.push(Vec::with_capacity(GZIP_CHUNK));
+                let fresh = self.fresh_chunk();
+                self.chunks.push(fresh);
             }
         }
         Ok(n)
