@@ -67,7 +67,7 @@ pub fn run(global: &Global, args: &PsArgs) -> Result<()> {
         ]);
     }
     if !args.quiet {
-        out = table(&rows);
+        out = super::images::table(&rows);
     }
     use std::io::Write;
     std::io::stdout().write_all(out.as_bytes())?;
@@ -106,30 +106,6 @@ pub fn status_column(state: &State, now_ms: u64) -> String {
             ))
         ),
     }
-}
-
-/// Columns padded to their widest cell plus three spaces, like Docker's tabwriter.
-fn table(rows: &[[String; 7]]) -> String {
-    let mut widths = [0usize; 7];
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            line.push_str(cell);
-            if i + 1 < row.len() {
-                let pad = widths[i] + 3 - cell.chars().count();
-                line.push_str(&" ".repeat(pad));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ pub fn run(global: &Global, args: &TopArgs) -> Result<()> {
     for p in procs {
         rows.push([p.pid.to_string(), p.user, p.time, p.cmd]);
     }
-    print!("{}", table(&rows));
+    print!("{}", super::images::table(&rows));
     Ok(())
 }
 
@@ -148,28 +148,6 @@ pub fn clock(seconds: u64) -> String {
         seconds / 60 % 60,
         seconds % 60
     )
-}
-
-fn table(rows: &[[String; 4]]) -> String {
-    let mut widths = [0usize; 4];
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            line.push_str(cell);
-            if i + 1 < row.len() {
-                line.push_str(&" ".repeat(widths[i] + 3 - cell.chars().count()));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 #[cfg(test)]
