@@ -555,17 +555,8 @@ impl Client {
         size: u64,
         reader: &mut R,
     ) -> Result<(), Error> {
-        let start_url = format!("{}/v2/{repo}/blobs/uploads/", self.base);
-        let response = self.execute(Call::new(
-            "start upload",
-            "POST",
-            start_url.clone(),
-            vec![push_scope(repo)],
-        ))?;
-        if response.status() != 202 {
-            return Err(self.status_error("start upload", &start_url, response));
-        }
-        let location = self.location(&start_url, &response, &query_digest_pair(digest))?;
+        let session = self.start_upload(repo)?;
+        let location = with_query(session.location(), &query_digest_pair(digest));
         let call = Call::new(
             "upload blob",
             "PUT",
@@ -616,24 +607,6 @@ impl Client {
                 Ok(false)
             }
             _ => Err(self.status_error("mount blob", &url, response)),
-        }
-    }
-
-    fn location(
-        &self,
-        request_url: &str,
-        response: &ureq::Response,
-        query: &str,
-    ) -> Result<String, Error> {
-        match response.header("Location").filter(|l| !l.trim().is_empty()) {
-            Some(loc) => Ok(with_query(
-                &resolve_location(&self.base, request_url, loc.trim()),
-                query,
-            )),
-            None => Err(Error::Location {
-                url: request_url.to_string(),
-                location: String::new(),
-            }),
         }
     }
 

@@ -13,7 +13,7 @@
 
 use std::io::Read;
 
-use super::{push_scope, query_digest, Call, Client};
+use super::{push_scope, query_digest_pair, Call, Client};
 use crate::oci::Digest;
 use crate::registry::endpoint::{resolve_location, with_query};
 use crate::registry::Error;
@@ -23,6 +23,13 @@ use crate::registry::Error;
 pub struct UploadSession {
     repo: String,
     location: String,
+}
+
+impl UploadSession {
+    /// The URL the next request of the session goes to.
+    pub(crate) fn location(&self) -> &str {
+        &self.location
+    }
 }
 
 impl Client {
@@ -102,10 +109,7 @@ impl Client {
     /// # Errors
     /// `DIGEST_INVALID` and other refusals, and the transport/auth errors.
     pub fn finish_upload(&self, session: UploadSession, digest: &Digest) -> Result<(), Error> {
-        let url = with_query(
-            &session.location,
-            &format!("digest={}", query_digest(digest)),
-        );
+        let url = with_query(&session.location, &query_digest_pair(digest));
         let call = Call::new(
             "finish upload",
             "PUT",
