@@ -106,11 +106,7 @@ fn open(reference: &Reference, opts: &RegistryOptions) -> Result<Imported, Error
     let registry_err = |op| registry_error(reference, op);
     let client = Client::new(&reference.registry, opts).map_err(registry_err("connect to"))?;
     let repo = reference.repository.clone();
-    let asked = match (&reference.digest, &reference.tag) {
-        (Some(d), _) => d.to_string(),
-        (None, Some(t)) => t.clone(),
-        (None, None) => "latest".to_string(),
-    };
+    let asked = reference.manifest_ref();
     let (bytes, _, _) = client
         .get_manifest(&repo, &asked)
         .map_err(registry_err("get cache manifest"))?;

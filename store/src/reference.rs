@@ -77,6 +77,16 @@ pub struct Reference {
 }
 
 impl Reference {
+    /// What to ask a registry's `manifests/` endpoint for when pulling:
+    /// the digest when there is one, else the tag.
+    pub fn manifest_ref(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => DEFAULT_TAG.to_string(),
+        }
+    }
+
     /// The short form docker shows: `app:1`, `team/app:1`,
     /// `localhost:5000/team/app:1`, `app@sha256:…`.
     pub fn familiar(&self) -> String {

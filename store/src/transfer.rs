@@ -320,11 +320,7 @@ impl Store {
         progress: &dyn Fn(TransferEvent),
     ) -> Result<Digest, Error> {
         let repo = reference.repository.as_str();
-        let asked = match (&reference.digest, &reference.tag) {
-            (Some(d), _) => d.to_string(),
-            (None, Some(t)) => t.clone(),
-            (None, None) => "latest".to_string(),
-        };
+        let asked = reference.manifest_ref();
         let url_of = |r: &str| format!("{}/v2/{repo}/manifests/{r}", client.base_url());
 
         let (mut bytes, mut media_type, mut manifest_digest) = client.get_manifest(repo, &asked)?;
