@@ -212,16 +212,12 @@ pub fn run(
         readonly_rootfs: false,
         privileged: exec.security == Security::Insecure,
     };
-    let exit = if *limits == Limits::default() {
-        bake_runner::run(&plan, Stdio::Piped, log)?
-    } else {
-        // A cgroup of the RUN's own, as `bake run --memory` gets.
-        let options = Options {
-            limits: limits.clone(),
-            ..Options::default()
-        };
-        bake_runner::run_with(&plan, &options, Stdio::Piped, log)?
+    // With limits, a cgroup of the RUN's own, as `bake run --memory` gets.
+    let options = Options {
+        limits: limits.clone(),
+        ..Options::default()
     };
+    let exit = bake_runner::run_with(&plan, &options, Stdio::Piped, log)?;
     drop(held);
     if !exit.success() {
         return Err(Error::ExitCode {
