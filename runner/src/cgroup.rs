@@ -78,6 +78,11 @@ fn io_errno(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(0))
 }
 
+/// Whether the host has a unified (v2-only) cgroup hierarchy at [`ROOT`].
+fn unified() -> bool {
+    Path::new(ROOT).join("cgroup.controllers").exists()
+}
+
 impl Cgroup {
     /// Creates the container's cgroup and writes its limits.
     ///
@@ -87,13 +92,16 @@ impl Cgroup {
     /// written.
     pub(crate) fn create(limits: &Limits, name: &str) -> Result<Cgroup, Error> {
         let listing = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        let v2 = Path::new(ROOT).join("cgroup.controllers").exists();
+        let v2 = unified();
+        let enabled = match v2 {
+            true => std::fs::read_to_string(Path::new(ROOT).join("cgroup.controllers"))
+                .unwrap_or_default(),
+            false => String::new(),
+        };
         let mut cgroup = Cgroup::default();
         let leaf = format!("bake-{name}");
         for (controller, file, value) in settings(limits, v2) {
             let base = if v2 {
-                let enabled = std::fs::read_to_string(Path::new(ROOT).join("cgroup.controllers"))
-                    .unwrap_or_default();
                 if !enabled.split_whitespace().any(|c| c == controller) {
                     return Err(Error::CgroupController {
                         controller: controller.into(),
@@ -215,7 +223,7 @@ pub(crate) fn open_procs_of(pid: u32) -> Result<Vec<(PathBuf, std::fs::File)>, E
     };
     let theirs = read(format!("/proc/{pid}/cgroup"))?;
     let ours = read("/proc/self/cgroup".to_string())?;
-    let v2_root = if Path::new(ROOT).join("cgroup.controllers").exists() {
+    let v2_root = if unified() {
         PathBuf::from(ROOT)
     } else {
         Path::new(ROOT).join("unified")
