@@ -333,7 +333,6 @@ pub fn create_volumes(
     lowers: &[PathBuf],
     paths: &[String],
 ) -> Result<Vec<bake_runner::MountSpec>> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let volumes = dir.join("volumes");
     let view_dir = dir.join("image-view");
     for d in [&volumes, &view_dir] {
@@ -351,25 +350,9 @@ pub fn create_volumes(
     for (i, path) in paths.iter().enumerate() {
         let volume = volumes.join(i.to_string());
         std::fs::create_dir(&volume).with_context(|| format!("creating {}", volume.display()))?;
-        let seed = view_dir
-            .join(path.trim_start_matches('/'))
-            .canonicalize()
-            .ok()
-            .filter(|real| view.is_some() && real.starts_with(&view_dir) && real.is_dir());
-        if let Some(real) = seed {
-            let status = std::process::Command::new("cp")
-                .arg("-a")
-                .arg("--")
-                .arg(format!("{}/.", real.display()))
-                .arg(&volume)
-                .status()
-                .context("running cp to seed a volume")?;
-            if !status.success() {
-                bail!("copying {path} from the image into its volume failed");
-            }
-            let meta = std::fs::metadata(&real)?;
-            std::os::unix::fs::chown(&volume, Some(meta.uid()), Some(meta.gid()))?;
-            std::fs::set_permissions(&volume, std::fs::Permissions::from_mode(meta.mode()))?;
+        if view.is_some() {
+            super::volume::seed(&view_dir, path, &volume)
+                .with_context(|| format!("copying {path} from the image into its volume"))?;
         }
         out.push(bake_runner::MountSpec::Bind {
             source: volume,

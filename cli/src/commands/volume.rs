@@ -338,7 +338,7 @@ pub fn attach(
 
 /// Copies what the image view has at `path` (a directory resolved inside `view`,
 /// else nothing) into `data`, with the directory's owner and mode.
-fn seed(view: &Path, path: &str, data: &Path) -> Result<()> {
+pub(super) fn seed(view: &Path, path: &str, data: &Path) -> Result<()> {
     let Some(real) = view
         .join(path.trim_start_matches('/'))
         .canonicalize()
