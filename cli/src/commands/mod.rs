@@ -21,6 +21,7 @@ pub mod kill;
 pub mod load;
 pub mod login;
 pub mod logs;
+pub mod mount_flag;
 pub mod port;
 pub mod prune;
 pub mod ps;

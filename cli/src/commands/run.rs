@@ -75,9 +75,9 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<ExitCode> {
         }
     }
     for spec in &args.mounts {
-        match super::volume::from_mount_flag(spec)? {
-            Some(w) => wanted.push(w),
-            None => mounts.push(mount_flag(spec)?),
+        match super::mount_flag::parse(spec)? {
+            super::mount_flag::Mount::Volume(w) => wanted.push(w),
+            super::mount_flag::Mount::Sandbox(m) => mounts.push(m),
         }
     }
     let (named, mut anonymous) = super::volume::attach(&store, &lowers, &wanted)?;
@@ -317,7 +317,7 @@ pub fn tmpfs_flag(spec: &str) -> Result<MountSpec> {
 }
 
 /// A size with an optional k/m/g suffix (tmpfs `size=`).
-fn size_bytes(text: &str) -> Result<u64> {
+pub(super) fn size_bytes(text: &str) -> Result<u64> {
     let lower = text.to_ascii_lowercase();
     let (digits, mult) = match lower.chars().last() {
         Some('k') => (&lower[..lower.len() - 1], 1u64 << 10),
@@ -330,50 +330,6 @@ fn size_bytes(text: &str) -> Result<u64> {
         .ok()
         .and_then(|n| n.checked_mul(mult))
         .ok_or_else(|| anyhow!("invalid size {text:?}"))
-}
-
-/// `--mount type=bind,source=/h,target=/c[,readonly]` or `type=tmpfs,target=/c[,tmpfs-size=N]`.
-pub fn mount_flag(spec: &str) -> Result<MountSpec> {
-    let mut kind = "volume";
-    let (mut source, mut target, mut readonly, mut size) = (None, None, false, None);
-    for field in spec.split(',') {
-        let (key, value) = field.split_once('=').unwrap_or((field, ""));
-        match key {
-            "type" => kind = value,
-            "source" | "src" => source = Some(value.to_string()),
-            "target" | "destination" | "dst" => target = Some(value.to_string()),
-            "readonly" | "ro" => {
-                readonly = match value {
-                    "" | "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => bail!("invalid --mount {spec:?}: readonly={value:?}"),
-                }
-            }
-            "tmpfs-size" => size = Some(size_bytes(value)?),
-            _ => bail!("invalid --mount {spec:?}: unsupported field {key:?}"),
-        }
-    }
-    let target = target.ok_or_else(|| anyhow!("invalid --mount {spec:?}: no target"))?;
-    match kind {
-        "bind" => {
-            let source = source.ok_or_else(|| anyhow!("invalid --mount {spec:?}: no source"))?;
-            let ro = if readonly { ":ro" } else { "" };
-            volume(&format!("{source}:{target}{ro}"))
-                .with_context(|| format!("invalid --mount {spec:?}"))
-        }
-        "tmpfs" => {
-            if source.is_some() {
-                bail!("invalid --mount {spec:?}: a tmpfs has no source");
-            }
-            if !target.starts_with('/') {
-                bail!("invalid --mount {spec:?}: the target is not absolute");
-            }
-            Ok(MountSpec::Tmpfs { target, size })
-        }
-        other => {
-            bail!("invalid --mount {spec:?}: type {other:?} is not supported (bind, tmpfs, volume)")
-        }
-    }
 }
 
 /// Docker's rule for argv: the ENTRYPOINT (or `--entrypoint`, which also
@@ -753,7 +709,7 @@ mod tests {
     }
 
     #[test]
-    fn tmpfs_and_mount_flags() {
+    fn tmpfs_flags() {
         assert_eq!(
             tmpfs_flag("/run:size=1m,rw").unwrap(),
             MountSpec::Tmpfs {
@@ -763,27 +719,6 @@ mod tests {
         );
         assert!(tmpfs_flag("run").is_err());
         assert!(tmpfs_flag("/run:exec").is_err());
-        assert_eq!(
-            mount_flag("type=tmpfs,dst=/t,tmpfs-size=4k").unwrap(),
-            MountSpec::Tmpfs {
-                target: "/t".into(),
-                size: Some(4096)
-            }
-        );
-        let tmp = std::env::temp_dir();
-        let spec = format!("type=bind,src={},target=/m,readonly", tmp.display());
-        assert_eq!(
-            mount_flag(&spec).unwrap(),
-            MountSpec::Bind {
-                source: tmp,
-                target: "/m".into(),
-                readonly: true
-            }
-        );
-        assert!(mount_flag("type=volume,target=/v").is_err());
-        assert!(mount_flag("type=bind,target=/v").is_err());
-        assert!(mount_flag("type=tmpfs").is_err());
-        assert!(mount_flag("type=tmpfs,target=/t,bogus=1").is_err());
     }
 
     #[test]
