@@ -102,8 +102,12 @@ pub fn run(global: &Global, args: &VolumeArgs) -> Result<()> {
             println!("{}", v.name);
         }
         VolumeCommand::Rm { names, .. } => {
+            let containers = container::list(store.root())?;
             for name in names {
-                let users = users_of(&store, name)?;
+                let Some(v) = store.volume(name)? else {
+                    bail!("no such volume: {name}");
+                };
+                let users = users_of(&containers, &v);
                 if !users.is_empty() {
                     bail!("remove {name}: volume is in use - [{}]", users.join(", "));
                 }
@@ -127,8 +131,9 @@ pub fn run(global: &Global, args: &VolumeArgs) -> Result<()> {
         }
         VolumeCommand::Prune { .. } => {
             let mut removed = Vec::new();
+            let containers = container::list(store.root())?;
             for v in store.list_volumes()? {
-                if users_of(&store, &v.name)?.is_empty() {
+                if users_of(&containers, &v).is_empty() {
                     store.remove_volume(&v.name)?;
                     removed.push(v.name);
                 }
@@ -159,20 +164,18 @@ fn describe(v: &Volume) -> serde_json::Value {
     })
 }
 
-/// The ids (short) of the containers that mount volume `name`.
-fn users_of(store: &Store, name: &str) -> Result<Vec<String>> {
-    let Some(v) = store.volume(name)? else {
-        return Err(anyhow!("no such volume: {name}"));
-    };
-    Ok(container::list(store.root())?
-        .into_iter()
+/// The ids (short) of the `containers` that mount volume `v`. The caller lists
+/// the containers once, so `rm`/`prune` of N volumes read each config once.
+fn users_of(containers: &[container::Container], v: &Volume) -> Vec<String> {
+    containers
+        .iter()
         .filter(|c| {
             c.config.plan.mounts.iter().any(|m| {
                 matches!(m, MountSpec::Bind { source, .. } if source.starts_with(&v.mountpoint))
             })
         })
         .map(|c| c.short_id().to_string())
-        .collect())
+        .collect()
 }
 
 /// A volume asked for by `-v` or `--mount type=volume`.
@@ -234,55 +237,6 @@ pub fn from_volume_flag(spec: &str) -> Result<Option<Wanted>> {
         }
     }
     Ok(Some(wanted))
-}
-
-/// `--mount type=volume[,src=NAME],dst=/path[,readonly][,volume-nocopy]`; `None`
-/// for the other types, which `run::mount_flag` handles (pure). Docker's default
-/// type is `volume`.
-///
-/// # Errors
-/// An invalid name, a missing or relative target, an unknown field.
-pub fn from_mount_flag(spec: &str) -> Result<Option<Wanted>> {
-    let mut kind = "volume";
-    let (mut source, mut target, mut readonly, mut nocopy) = (None, None, false, false);
-    let flag = |value: &str| -> Result<bool> {
-        match value {
-            "" | "true" | "1" => Ok(true),
-            "false" | "0" => Ok(false),
-            _ => bail!("invalid --mount {spec:?}: {value:?} is not a boolean"),
-        }
-    };
-    for field in spec.split(',') {
-        let (key, value) = field.split_once('=').unwrap_or((field, ""));
-        match key {
-            "type" => kind = value,
-            "source" | "src" => source = Some(value.to_string()),
-            "target" | "destination" | "dst" => target = Some(value.to_string()),
-            "readonly" | "ro" => readonly = flag(value)?,
-            "volume-nocopy" => nocopy = flag(value)?,
-            _ if kind != "volume" => {}
-            _ => bail!("invalid --mount {spec:?}: unsupported field {key:?}"),
-        }
-    }
-    if kind != "volume" {
-        return Ok(None);
-    }
-    let target = target.ok_or_else(|| anyhow!("invalid --mount {spec:?}: no target"))?;
-    if !target.starts_with('/') {
-        bail!("invalid --mount {spec:?}: the target is not absolute");
-    }
-    let name = source.filter(|s| !s.is_empty());
-    if let Some(n) = &name {
-        if !bake_store::volumes::valid_name(n) {
-            bail!("invalid --mount {spec:?}: {n:?} is not a valid volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)");
-        }
-    }
-    Ok(Some(Wanted {
-        name,
-        target,
-        readonly,
-        nocopy,
-    }))
 }
 
 /// Creates (or reuses) the named volumes in `wanted`, seeding new empty ones from
@@ -400,29 +354,5 @@ mod tests {
         assert!(from_volume_flag("a:/d").is_err());
         assert!(from_volume_flag("data:rel").is_err());
         assert!(from_volume_flag("data:/d:z").is_err());
-    }
-
-    #[test]
-    fn mount_flags_of_type_volume() {
-        assert_eq!(
-            from_mount_flag("type=volume,src=data,dst=/d,readonly").unwrap(),
-            named("data", "/d", true)
-        );
-        assert_eq!(
-            from_mount_flag("source=data,target=/d").unwrap(),
-            named("data", "/d", false)
-        );
-        assert_eq!(from_mount_flag("type=bind,src=/h,dst=/d").unwrap(), None);
-        assert_eq!(
-            from_mount_flag("type=tmpfs,dst=/t,tmpfs-size=1k").unwrap(),
-            None
-        );
-        let anon = from_mount_flag("type=volume,dst=/d,volume-nocopy")
-            .unwrap()
-            .unwrap();
-        assert!(anon.name.is_none() && anon.nocopy);
-        assert!(from_mount_flag("type=volume,src=../x,dst=/d").is_err());
-        assert!(from_mount_flag("type=volume,src=data").is_err());
-        assert!(from_mount_flag("type=volume,src=data,dst=/d,bogus=1").is_err());
     }
 }
