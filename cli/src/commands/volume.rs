@@ -15,7 +15,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use bake_runner::MountSpec;
 use bake_store::layout::Store;
 use bake_store::volumes::Volume;
