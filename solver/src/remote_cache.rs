@@ -102,16 +102,6 @@ impl Used {
     }
 }
 
-/// The store directory of a `RUN --mount=type=cache` id:
-/// `cache/mounts/<blake3(id)>`. `ops::exec` mounts it and
-/// `--cache-to …,cache-mounts=true` exports / `--cache-from` restores it,
-/// both through this one function.
-pub fn cache_mount_dir(store_root: &std::path::Path, id: &str) -> std::path::PathBuf {
-    store_root
-        .join("cache/mounts")
-        .join(blake3::hash(id.as_bytes()).to_hex().as_str())
-}
-
 /// The cache-mount ids the exec vertices of `graph` use, each once.
 pub fn cache_mount_ids(graph: &crate::ir::Graph) -> Vec<String> {
     let mut ids: Vec<String> = graph

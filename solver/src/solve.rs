@@ -100,7 +100,7 @@ impl Solver {
                 )));
             }
         }
-        let stat_cache = StatCache::load(&self.store.root().join("cache").join("stat-cache"));
+        let stat_cache = StatCache::load(&self.store.stat_cache_file());
         let nodes: Vec<Node<VertexTask<'_>>> = graph
             .vertices
             .iter()
@@ -136,7 +136,7 @@ impl Solver {
             })
         };
         let used = crate::remote_cache::Used::default();
-        let claims = Claims::new(&self.store.root().join("cache").join("building"));
+        let claims = Claims::new(&self.store.build_claims_dir());
         let cache = StoreCache {
             store: &self.store,
             lookup: !self.opts.no_cache,

@@ -91,6 +91,32 @@ impl Store {
         &self.root
     }
 
+    /// The solver's memo of context file stats, so an unchanged file is not
+    /// hashed again: a hint, safe to lose.
+    pub fn stat_cache_file(&self) -> PathBuf {
+        self.root.join("cache").join("stat-cache")
+    }
+
+    /// Where builds hold a lock file per cache key they are building, so two
+    /// processes sharing the store build a step once.
+    pub fn build_claims_dir(&self) -> PathBuf {
+        self.root.join("cache").join("building")
+    }
+
+    /// Where the directories of `RUN --mount=type=cache` live; `prune --all`
+    /// removes them and `du` counts them.
+    pub fn cache_mounts_dir(&self) -> PathBuf {
+        self.root.join("cache").join("mounts")
+    }
+
+    /// The directory of cache mount `id` (`cache/mounts/<blake3(id)>`: any id
+    /// becomes a safe file name). The RUN that mounts it and the cache export
+    /// and import of `cache-mounts=true` all find it here.
+    pub fn cache_mount_dir(&self, id: &str) -> PathBuf {
+        self.cache_mounts_dir()
+            .join(blake3::hash(id.as_bytes()).to_hex().as_str())
+    }
+
     /// Where the store lives when neither `--root` nor `BAKE_ROOT` says
     /// otherwise: `/var/lib/bake` for root (like docker and podman), else the
     /// XDG data directory, so a rootless user never needs privileges. Root of a

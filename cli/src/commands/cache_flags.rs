@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bake_solver::ir::Definition;
-use bake_solver::remote_cache::{cache_mount_dir, cache_mount_ids, RemoteCaches};
+use bake_solver::remote_cache::{cache_mount_ids, RemoteCaches};
 use bake_solver::Solved;
 use bake_store::cache_export::{self, CacheMountDir, ExportRecord, Imported};
 use bake_store::registry::RegistryOptions;
@@ -204,12 +204,11 @@ pub fn import(
                     "importing cache from {name}: {} records",
                     cache.len()
                 ));
-                let root = store.root().to_path_buf();
                 let wanted = |id: &str| {
                     mount_ids
                         .iter()
                         .any(|m| m == id)
-                        .then(|| cache_mount_dir(&root, id))
+                        .then(|| store.cache_mount_dir(id))
                 };
                 match cache.restore_mounts(&wanted) {
                     Ok(ids) => {
@@ -253,7 +252,7 @@ pub fn mount_dirs(store: &Store, definition: &Definition) -> Vec<CacheMountDir> 
     cache_mount_ids(&definition.graph)
         .into_iter()
         .map(|id| CacheMountDir {
-            dir: cache_mount_dir(store.root(), &id),
+            dir: store.cache_mount_dir(&id),
             id,
         })
         .filter(|m| m.dir.is_dir())

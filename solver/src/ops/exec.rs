@@ -283,7 +283,7 @@ struct NewCache<'a> {
 
 /// `cache/mounts/<blake3(id)>`, created on first use as `new` says.
 fn cache_dir(store: &Store, id: &str, new: &NewCache<'_>) -> Result<PathBuf, Error> {
-    let dir = crate::remote_cache::cache_mount_dir(store.root(), id);
+    let dir = store.cache_mount_dir(id);
     if !dir.is_dir() {
         let parent = dir.parent().expect("has a parent");
         fs::create_dir_all(parent).map_err(io_err("mkdir", parent))?;

@@ -308,7 +308,7 @@ impl Store {
             self.drop_record(&mut inv, &path, &mut report)?;
         }
         if opts.all {
-            let mounts = self.root().join("cache/mounts");
+            let mounts = self.cache_mounts_dir();
             if mounts.exists() {
                 self.remove_tree(&mounts)?;
             }
@@ -485,7 +485,7 @@ impl Store {
             .filter(|(d, _)| !without_cache.blobs.contains(*d))
             .map(|(_, s)| s)
             .sum();
-        let mounts = self.root().join("cache/mounts");
+        let mounts = self.cache_mounts_dir();
         du.cache.count = inv.cache.len() + list(&mounts)?.len();
         let cache_only: u64 = inv
             .snapshots
