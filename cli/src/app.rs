@@ -83,6 +83,10 @@ pub enum Command {
     Stop(crate::commands::stop::StopArgs),
     /// Send a signal to running containers.
     Kill(crate::commands::kill::KillArgs),
+    /// Freeze every process of running containers.
+    Pause(crate::commands::pause::PauseArgs),
+    /// Thaw paused containers.
+    Unpause(crate::commands::pause::PauseArgs),
     /// Remove containers.
     Rm(crate::commands::rm::RmArgs),
     /// Wait for containers to exit and print their exit codes.

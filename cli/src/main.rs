@@ -25,6 +25,12 @@ fn main() -> ExitCode {
     {
         return bake_runner::sandbox_main();
     }
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == bake_runner::PORT_PROXY_ARG)
+    {
+        return bake_runner::port_proxy_main();
+    }
     let cli = app::Cli::parse();
     // Rootless: become root of a user namespace before any thread starts.
     if !rustix::process::geteuid().is_root() {

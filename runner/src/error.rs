@@ -29,6 +29,24 @@ pub enum Error {
     /// The kernel has no overlayfs.
     #[error("overlayfs is not available: /proc/filesystems does not list `overlay` (try `modprobe overlay`)")]
     OverlayUnsupported,
+    /// `BAKE_SNAPSHOTTER` has a value bake does not know.
+    #[error("BAKE_SNAPSHOTTER={value:?} is not a snapshotter bake knows: use overlay, copy or auto (the default)")]
+    Snapshotter {
+        /// The value given.
+        value: String,
+    },
+    /// Copying a layer view or syncing it back into its upper dir failed (the copying
+    /// snapshotter, `BAKE_SNAPSHOTTER=copy`).
+    #[error("copying snapshotter: {op} {path}")]
+    CopyView {
+        /// What was being done (`copying`, `whiting out`, …).
+        op: String,
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[serde(with = "errno")]
+        source: Errno,
+    },
     /// A host file needed to check or prepare the sandbox could not be read.
     #[error("reading {path}")]
     #[serde(skip)]
@@ -280,6 +298,23 @@ pub enum Error {
         /// The cause.
         #[serde(with = "errno")]
         source: Errno,
+    },
+    /// Pausing needs a freezer: the cgroup v1 `freezer` controller or cgroup v2.
+    #[error("cannot freeze the container: neither the cgroup v1 freezer controller nor cgroup v2 is mounted under /sys/fs/cgroup")]
+    FreezerMissing,
+    /// The container's processes did not all reach the frozen state in time (one stuck
+    /// in an uninterruptible sleep); they were thawed again.
+    #[error("the processes in cgroup {path} did not freeze within 10 seconds (thawed again)")]
+    FreezeTimeout {
+        /// The cgroup directory.
+        path: PathBuf,
+    },
+    /// The process to pause shares bake's pid namespace: gathering that namespace
+    /// would freeze bake itself.
+    #[error("process {pid} shares bake's own pid namespace: it cannot be paused")]
+    SharedPidNamespace {
+        /// The host pid.
+        pid: u32,
     },
     /// Joining a namespace of a running container (`bake exec`) failed.
     #[error("joining the {namespace} namespace of process {pid}")]

@@ -13,6 +13,7 @@
 
 mod caps;
 mod cgroup;
+mod copy_view;
 mod error;
 mod exec;
 mod join;
@@ -30,8 +31,10 @@ mod teardown;
 mod tty;
 mod user;
 
+pub use cgroup::{is_paused, pause, unpause};
+pub use copy_view::sync_running;
 pub use error::Error;
-pub use network::{PortMapping, Protocol};
+pub use network::{host_has_ipv6, port_proxy_main, PortMapping, Protocol, PORT_PROXY_ARG};
 pub use options::{now_ms, write_state, Exec, Limits, Options, State, Status};
 pub use overlay::{check_support, enter_private_mount_namespace, mount_overlay, OverlayMount};
 pub use plan::{Exit, MountSpec, Network, Plan, Rootfs, Stdio, Stream};

@@ -146,13 +146,14 @@ pub(crate) fn mount_overlayfs(
     };
     match result {
         // Rootless: the kernel refuses overlayfs in a user namespace (before 5.11, or
-        // an upper filesystem without user xattrs). There is no copying fallback yet.
+        // an upper filesystem without user xattrs). Callers under BAKE_SNAPSHOTTER=auto
+        // fall back to copying on this error (`copy_view`).
         Err(e @ (Errno::EPERM | Errno::EINVAL)) if crate::rootless::in_user_namespace() => {
             Err(Error::Rootless {
                 feature: format!(
                     "overlayfs on {}: the kernel refused it in a user namespace ({e}); it \
-                     needs Linux 5.11 or later and user xattrs on the store's file system, \
-                     and bake has no copying fallback",
+                     needs Linux 5.11 or later and user xattrs on the store's file system \
+                     (BAKE_SNAPSHOTTER=copy copies layers instead)",
                     target.display()
                 ),
             })
@@ -228,10 +229,13 @@ pub(crate) fn clear_volatile(work: &Path) {
     let _ = std::fs::remove_dir_all(work.join("work").join("incompat"));
 }
 
-/// A mounted layer view; unmounted (lazily, `MNT_DETACH`) on drop.
+/// A mounted layer view; unmounted (lazily, `MNT_DETACH`) on drop. With the copying
+/// snapshotter, a copied tree at the target instead, emptied on drop; its changes reach
+/// the upper dir only through [`OverlayMount::finish`].
 #[derive(Debug)]
 pub struct OverlayMount {
     target: PathBuf,
+    copy: Option<crate::copy_view::CopyView>,
 }
 
 impl OverlayMount {
@@ -239,11 +243,30 @@ impl OverlayMount {
     pub fn target(&self) -> &Path {
         &self.target
     }
+
+    /// Ends a writable view whose changes are the result: with overlayfs they are in the
+    /// upper dir already and the view is unmounted; a copied view writes them into the
+    /// upper dir first (as overlayfs would have). Views whose writes are thrown away are
+    /// just dropped.
+    ///
+    /// # Errors
+    /// [`Error::CopyView`] when a copied view cannot be synced.
+    pub fn finish(self) -> Result<(), Error> {
+        match &self.copy {
+            Some(copy) => copy.finish(),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Drop for OverlayMount {
     fn drop(&mut self) {
-        let _ = umount2(&self.target, MntFlags::MNT_DETACH);
+        match &self.copy {
+            Some(copy) => copy.remove(),
+            None => {
+                let _ = umount2(&self.target, MntFlags::MNT_DETACH);
+            }
+        }
     }
 }
 
@@ -261,9 +284,21 @@ pub fn mount_overlay(
     upper: Option<(&Path, &Path)>,
     target: &Path,
 ) -> Result<OverlayMount, Error> {
-    mount_layers(lowers, upper, target, false)?;
+    // Only what would be overlayfs is copied: binds and the empty tmpfs work anywhere.
+    let overlayfs = lowers.len() > 1 || (!lowers.is_empty() && upper.is_some());
+    let copy = || crate::copy_view::CopyView::new(lowers, upper.map(|(u, _)| u), target).map(Some);
+    let copy = if overlayfs && crate::copy_view::copying() {
+        copy()?
+    } else {
+        match mount_layers(lowers, upper, target, false) {
+            Ok(()) => None,
+            Err(Error::Rootless { .. }) if overlayfs && crate::copy_view::fall_back() => copy()?,
+            Err(e) => return Err(e),
+        }
+    };
     Ok(OverlayMount {
         target: target.to_path_buf(),
+        copy,
     })
 }
 
@@ -303,11 +338,16 @@ pub(crate) fn make_private(path: &str) -> Result<(), Error> {
 /// namespace the cli enters in rootless mode) and overlayfs known to the kernel.
 ///
 /// # Errors
-/// [`Error::NotRoot`], [`Error::OverlayUnsupported`], or [`Error::ReadHost`] when
+/// [`Error::Snapshotter`] for a bad `BAKE_SNAPSHOTTER`, [`Error::NotRoot`],
+/// [`Error::OverlayUnsupported`], or [`Error::ReadHost`] when
 /// `/proc/filesystems` cannot be read (no /proc?).
 pub fn check_support() -> Result<(), Error> {
+    crate::copy_view::configured()?;
     if !rustix::process::geteuid().is_root() {
         return Err(Error::NotRoot);
+    }
+    if crate::copy_view::copying() {
+        return Ok(()); // BAKE_SNAPSHOTTER=copy needs no overlayfs
     }
     let path = Path::new("/proc/filesystems");
     let text = std::fs::read_to_string(path).map_err(|source| Error::ReadHost {

@@ -71,6 +71,9 @@ pub(crate) struct Request {
     pub tty: bool,
     /// Nobody waits for the sandbox (`bake run -d`): it must outlive its parent.
     pub detached: bool,
+    /// Run on a copied tree instead of overlayfs (the copying snapshotter, `copy_view`).
+    #[serde(default)]
+    pub copy: bool,
 }
 
 /// Signals the supervisor forwards to the container (and SIGCHLD, which it waits for).
@@ -128,7 +131,7 @@ pub fn sandbox_main() -> ExitCode {
     }
     let console = console.filter(|_| request.tty);
     match &request.job {
-        Job::Run { plan, options } => supervise(plan, options, err, console),
+        Job::Run { plan, options } => supervise(plan, options, request.copy, err, console),
         Job::Exec(exec) => crate::join::supervise(exec, err, console),
     }
 }
@@ -171,6 +174,9 @@ struct Prepared {
     scratch: PathBuf,
     mounts: MountPlan,
     stubs: Stubs,
+    /// The copied rootfs (`scratch/copy-tree`) when not on overlayfs; synced into
+    /// `upper` after the run.
+    copy_tree: Option<PathBuf>,
 }
 
 fn canonical(path: &Path) -> Result<PathBuf, Error> {
@@ -187,7 +193,7 @@ fn create_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     }
 }
 
-fn prepare(plan: &Plan) -> Result<Prepared, Error> {
+fn prepare(plan: &Plan, copy: bool) -> Result<Prepared, Error> {
     let lowers = plan
         .rootfs
         .lowers
@@ -225,6 +231,16 @@ fn prepare(plan: &Plan) -> Result<Prepared, Error> {
         std::fs::read("/etc/resolv.conf").unwrap_or_default()
     };
     std::fs::write(&etc.resolv_conf, resolv).map_err(create_error(&etc.resolv_conf))?;
+    let copy_tree = if copy {
+        let tree = scratch.join(crate::copy_view::TREE);
+        if let Err(e) = crate::copy_view::prepare(&lowers, &upper, &tree) {
+            let _ = std::fs::remove_dir_all(&scratch);
+            return Err(e);
+        }
+        Some(tree)
+    } else {
+        None
+    };
     let mounts = MountPlan::build(plan, &etc)?;
     let stubs = Stubs::record(&upper, &mounts.stub_candidates()).map_err(|e| Error::Rootfs {
         path: upper.clone(),
@@ -237,11 +253,18 @@ fn prepare(plan: &Plan) -> Result<Prepared, Error> {
         scratch,
         mounts,
         stubs,
+        copy_tree,
     })
 }
 
-fn supervise(plan: &Plan, options: &Options, err: OwnedFd, console: Option<OwnedFd>) -> ExitCode {
-    let prepared = match prepare(plan) {
+fn supervise(
+    plan: &Plan,
+    options: &Options,
+    copy: bool,
+    err: OwnedFd,
+    console: Option<OwnedFd>,
+) -> ExitCode {
+    let prepared = match prepare(plan, copy) {
         Ok(p) => p,
         Err(e) => {
             report(&err, &e);
@@ -355,11 +378,29 @@ fn supervise(plan: &Plan, options: &Options, err: OwnedFd, console: Option<Owned
                 return exit_like(status);
             }
             // The child's mount namespace died with the pid namespace: the upper dir is
-            // no longer under an overlay and the scratch dir holds no mount.
+            // no longer under an overlay and the scratch dir holds no mount. A copied
+            // tree is written into the upper dir first (stubs included, removed next).
+            let synced = match &prepared.copy_tree {
+                Some(tree) => crate::copy_view::sync_into_upper(tree, &prepared.upper, true),
+                None => Ok(true),
+            };
             prepared.stubs.remove_created();
             let _ = std::fs::remove_dir_all(&prepared.scratch);
             if options.volatile {
                 crate::overlay::clear_volatile(&prepared.work);
+            }
+            if let Err(e) = synced {
+                // The layer is incomplete: nobody may take this run for a success. The
+                // error pipe is closed by now; stderr is the only way left to say why.
+                eprintln!("bake: the container's changes were not saved: {e}");
+                let status = WaitStatus::Exited(child, 125);
+                if let Some(path) = &options.state_file {
+                    state.exit = Some(Exit::Code(125));
+                    state.finished_ms = Some(now_ms());
+                    state.status = Status::Exited;
+                    let _ = write_state(path, &state);
+                }
+                return exit_like(status);
             }
             if let Some(path) = &options.state_file {
                 state.exit = Some(match status {
@@ -465,12 +506,28 @@ fn init(
         })?;
     }
     let merged = prepared.scratch.join("merged");
-    mount_layers(
-        &prepared.lowers,
-        Some((&prepared.upper, &prepared.work)),
-        &merged,
-        options.volatile,
-    )?;
+    match &prepared.copy_tree {
+        // The copied tree is the rootfs; a bind mount makes it a mount point for
+        // pivot_root and the nodev remount.
+        Some(tree) => mount(
+            Some(tree.as_path()),
+            &merged,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|source| Error::BindMount {
+            from: tree.clone(),
+            target: merged.clone(),
+            source,
+        })?,
+        None => mount_layers(
+            &prepared.lowers,
+            Some((&prepared.upper, &prepared.work)),
+            &merged,
+            options.volatile,
+        )?,
+    }
     if !plan.privileged {
         // Docker denies opening device nodes through its devices cgroup; a nodev root
         // does the same for nodes made with CAP_MKNOD (`mknod /x b 8 0` is allowed,

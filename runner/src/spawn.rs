@@ -66,6 +66,7 @@ pub fn run_with(
         },
         tty: stdio == Stdio::Tty,
         detached: false,
+        copy: crate::copy_view::sandbox_copies(&plan.rootfs.work)?,
     };
     let (child, master) = launch(&request, stdio, None)?;
     finish(child, stdio, master, output)
@@ -89,6 +90,7 @@ pub fn start(plan: &Plan, options: &Options, log: std::fs::File) -> Result<u32, 
         },
         tty: false,
         detached: true,
+        copy: crate::copy_view::sandbox_copies(&plan.rootfs.work)?,
     };
     let (child, _) = launch(&request, Stdio::Null, Some(log))?;
     // Not waited for: it is re-parented to init when this process exits.
@@ -114,6 +116,7 @@ pub fn exec(
         job: Job::Exec(exec.clone()),
         tty: stdio == Stdio::Tty,
         detached: false,
+        copy: false,
     };
     let (child, master) = launch(&request, stdio, None)?;
     finish(child, stdio, master, output)

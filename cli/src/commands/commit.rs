@@ -7,8 +7,12 @@
 //! flags, working directory and user), then the `--change` instructions.
 //!
 //! Decisions where Docker's behaviour did not fit or was left open:
-//! - The container is not paused (bake has no freezer support yet): a container
-//!   that writes while it is committed may leave a half-written file in the layer.
+//! - A running container is frozen (cgroup freezer, see `pause`) while its upper dir
+//!   is copied, unless `--pause=false`, and thawed on every way out. As with Docker,
+//!   a container that cannot be frozen (no freezer on the host, rootless mode without
+//!   a delegated cgroup tree) fails the commit, naming the cause and `--pause=false`:
+//!   an unfrozen copy may hold a half-written file. A container that is paused
+//!   already stays paused.
 //! - `--change` lines are Dockerfile instructions and are handled by the frontend
 //!   itself (a two-line Dockerfile `FROM <the image>` + the changes, lowered with the
 //!   image's config as the base), so ENV expansion, shell-form wrapping, EXPOSE
@@ -43,6 +47,19 @@ pub struct CommitArgs {
     /// ENV, EXPOSE, HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR.
     #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
     pub changes: Vec<String>,
+    /// Freeze a running container while its changes are copied (`--pause=false`:
+    /// copy while it runs; a value needs the `=`, as with Docker's boolean flags).
+    #[arg(
+        short = 'p',
+        long,
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub pause: bool,
     /// The container (name or id).
     pub container: String,
     /// Name (and tag) for the new image.
@@ -90,8 +107,21 @@ pub fn run(global: &Global, args: &CommitArgs) -> Result<()> {
     };
     let changed = apply_changes(&merged, &image_id, &args.changes)?;
 
-    // A copy of the upper dir (it may be in use), tidied, becomes the snapshot.
     let staging = store.temp_dir("commit").context("making a staging dir")?;
+    // Frozen only while the upper dir is read: the copy is what gets stored.
+    let state = c.state();
+    let frozen = if args.pause && state.status == bake_runner::Status::Running {
+        super::pause::Frozen::new(state.pid, &c.config.id).with_context(|| {
+            format!(
+                "cannot pause container {} to commit it (--pause=false commits it running)",
+                c.config.name
+            )
+        })?
+    } else {
+        None
+    };
+    super::diff::sync_copied(&c)?;
+    // A copy of the upper dir (it may be in use), tidied, becomes the snapshot.
     let copy = staging.path().join("upper");
     let upper = &c.config.plan.rootfs.upper;
     let status = std::process::Command::new("cp")
@@ -103,6 +133,7 @@ pub fn run(global: &Global, args: &CommitArgs) -> Result<()> {
     if !status.success() {
         bail!("copying the changes of container {} failed", c.config.name);
     }
+    drop(frozen);
     let points = super::diff::mount_points(&c.config.plan.mounts);
     remove_mount_stubs(&copy, &c.config.plan.rootfs.lowers, &points);
     let parent = layers.last().map(|l| &l.chain_id);

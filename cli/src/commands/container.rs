@@ -388,7 +388,13 @@ pub fn signal(container: &Container, signal: Signal) -> Result<()> {
     }
     let pid = nix::unistd::Pid::from_raw(state.pid as i32);
     nix::sys::signal::kill(pid, signal)
-        .with_context(|| format!("sending {signal} to container {}", container.config.name))
+        .with_context(|| format!("sending {signal} to container {}", container.config.name))?;
+    // A paused container is thawed so that it can act on the signal (see `pause`).
+    if bake_runner::is_paused(state.pid) {
+        bake_runner::unpause(state.pid)
+            .with_context(|| format!("unpausing container {}", container.config.name))?;
+    }
+    Ok(())
 }
 
 /// Waits until the container is no longer running, for at most `timeout` (forever if

@@ -145,6 +145,20 @@ pub struct ContainerRoot {
     _dir: Option<tempfile::TempDir>,
 }
 
+impl ContainerRoot {
+    /// Ends a write into the container: a stopped container's view made by copying
+    /// (`BAKE_SNAPSHOTTER=copy`) is written into its upper dir; overlayfs has it there.
+    ///
+    /// # Errors
+    /// When the copied view cannot be synced.
+    pub fn finish(mut self) -> Result<()> {
+        match self._mount.take() {
+            Some(mount) => mount.finish().context("saving the copy into the container"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The container's `/`, as described in the module doc.
 ///
 /// # Errors
@@ -240,7 +254,7 @@ pub fn run(global: &Global, args: &CpArgs) -> Result<()> {
             let c = container::find(&store_root, &name)?;
             let ctr = container_root(global, &c)?;
             let dst_kind = ctr.root.kind(&dst, true)?;
-            match src {
+            let written = match src {
                 Endpoint::Stream => {
                     if dst_kind != Some(Kind::Dir) {
                         bail!("destination {dst:?} must be a directory in container {name}");
@@ -264,7 +278,9 @@ pub fn run(global: &Global, args: &CpArgs) -> Result<()> {
                     )
                 }
                 Endpoint::Container(..) => unreachable!("matched above"),
-            }
+            };
+            written?;
+            ctr.finish()
         }
         _ => Err(anyhow!(
             "one of the paths must name a container: CONTAINER:PATH"

@@ -85,9 +85,26 @@ pub fn run(global: &Global, args: &DiffArgs) -> Result<()> {
 /// # Errors
 /// When the upper dir cannot be read.
 pub fn changes_of(c: &Container) -> Result<Vec<Change>> {
+    sync_copied(c)?;
     let plan = &c.config.plan;
     let all = changes(&plan.rootfs.upper, &plan.rootfs.lowers)?;
     Ok(without_mount_points(all, &mount_points(&plan.mounts)))
+}
+
+/// A running container on a copied rootfs (`BAKE_SNAPSHOTTER=copy`) has its changes
+/// written into its upper dir only when it exits: write them now, so that `diff` and
+/// `commit` see what overlayfs would show them.
+///
+/// # Errors
+/// When the copied tree cannot be synced.
+pub fn sync_copied(c: &Container) -> Result<()> {
+    let state = c.state();
+    if state.status == bake_runner::Status::Running {
+        let rootfs = &c.config.plan.rootfs;
+        bake_runner::sync_running(&rootfs.work, &rootfs.upper, state.supervisor)
+            .with_context(|| format!("saving the changes of container {}", c.config.name))?;
+    }
+    Ok(())
 }
 
 /// Where the runner mounts something in every container, plus the plan's mounts.

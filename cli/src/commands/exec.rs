@@ -65,6 +65,9 @@ fn exec(global: &Global, args: &ExecArgs) -> Result<ExitCode> {
     if state.status != Status::Running {
         bail!("container {key} is not running");
     }
+    if bake_runner::is_paused(state.pid) {
+        bail!("container {key} is paused, unpause the container before exec");
+    }
     let plan = &c.config.plan;
     let spec = Exec {
         pid: state.pid,

@@ -197,15 +197,16 @@ pub fn describe(c: &Container, store_root: &Path, state: &State, health: Option<
         })
         .collect();
     let running = state.status == Status::Running;
+    let paused = running && bake_runner::is_paused(state.pid);
     let inspect = Inspect {
         id: cfg.id.clone(),
         created: rfc3339(cfg.created_ms),
         path: plan.args.first().cloned().unwrap_or_default(),
         args: plan.args.iter().skip(1).cloned().collect(),
         state: StateView {
-            status: status_word(state),
+            status: if paused { "paused" } else { status_word(state) },
             running,
-            paused: false,
+            paused,
             restarting: false,
             oom_killed: false,
             dead: false,

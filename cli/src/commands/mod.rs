@@ -22,6 +22,7 @@ pub mod load;
 pub mod login;
 pub mod logs;
 pub mod mount_flag;
+pub mod pause;
 pub mod port;
 pub mod prune;
 pub mod ps;
@@ -74,6 +75,8 @@ pub fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Logs(a) => logs::run(g, a)?,
         Command::Stop(a) => stop::run(g, a)?,
         Command::Kill(a) => kill::run(g, a)?,
+        Command::Pause(a) => pause::pause(g, a)?,
+        Command::Unpause(a) => pause::unpause(g, a)?,
         Command::Rm(a) => rm::run(g, a)?,
         Command::Wait(a) => return wait::run(g, a),
         Command::Exec(a) => return exec::run(g, a),

@@ -56,7 +56,12 @@ pub fn run(global: &Global, args: &PsArgs) -> Result<()> {
             c.config.image.clone(),
             command_column(&c, args.no_trunc),
             human_ago(seconds_between(c.config.created_ms, now)),
-            status_column(&state, now) + &super::healthcheck::ps_suffix(&c),
+            status_column(&state, now)
+                + &if super::pause::is_paused(&c) {
+                    " (Paused)".to_string()
+                } else {
+                    super::healthcheck::ps_suffix(&c)
+                },
             // Docker shows the mappings of running containers only.
             if state.status == Status::Running {
                 super::port::ports_column(&c)

@@ -481,10 +481,12 @@ fn published_ports(
     all: bool,
     config: &ContainerConfig,
 ) -> Result<Vec<PortMapping>> {
-    let mut ports = specs
-        .iter()
-        .map(|s| PortMapping::parse(s))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut ports = Vec::new();
+    for spec in specs {
+        ports.extend(
+            PortMapping::parse_bindings(spec).with_context(|| format!("-p/--publish {spec}"))?,
+        );
+    }
     if all {
         for exposed in config.exposed_ports.keys() {
             let mapping = PortMapping::parse(exposed)
@@ -493,16 +495,14 @@ fn published_ports(
                 .iter()
                 .any(|p| p.container_side() == mapping.container_side());
             if !taken {
-                ports.push(PortMapping::any_host_port(
+                ports.extend(PortMapping::any_host_port(
                     mapping.container_port,
                     mapping.protocol,
                 ));
             }
         }
     }
-    for port in &mut ports {
-        port.assign_free_port()?;
-    }
+    PortMapping::assign_free_ports(&mut ports)?;
     Ok(ports)
 }
 
@@ -673,7 +673,12 @@ mod tests {
         let ports = published_ports(&strings(&["127.0.0.1:0:80"]), true, &c);
         assert!(ports.is_err(), "host port 0 is not a port");
         let ports = published_ports(&strings(&["127.0.0.1::80"]), true, &c).unwrap();
-        let sides: Vec<String> = ports.iter().map(|p| p.container_side()).collect();
+        // 53/udp also gets its `[::]` twin when this host has IPv6.
+        let sides: Vec<String> = ports
+            .iter()
+            .filter(|p| p.host_ip.is_ipv4())
+            .map(|p| p.container_side())
+            .collect();
         assert_eq!(sides, ["80/tcp", "53/udp"]);
         assert!(ports.iter().all(|p| p.host_port != 0));
         assert_eq!(ports[0].host_ip.to_string(), "127.0.0.1");

@@ -419,3 +419,222 @@ fn port_errors_are_clear() {
         "slirp4netns left after a failed start"
     );
 }
+
+/// `curl -g` of `url` (an IPv6 literal in brackets), retried while the server starts
+/// (the deadline only bounds a hang). Returns the body, or curl's last error.
+fn curl(url: &str) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = std::process::Command::new("curl")
+            .args(["-gsS", "--max-time", "5", url])
+            .output()
+            .expect("running curl");
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        if Instant::now() > deadline {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// No IPv6 on this host's loopback (or no curl): the IPv6 tests cannot run here.
+fn have_ipv6() -> bool {
+    let v6 = TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, 0)).is_ok();
+    let curl = std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    !skip(match (v6, curl) {
+        (false, _) => Some("the host has no IPv6 (::1)".into()),
+        (_, false) => Some("curl is not installed".into()),
+        _ => None,
+    })
+}
+
+/// Host pids of bake's IPv6 port proxies whose parent is `supervisor`.
+fn proxy_children(supervisor: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmdline).contains("__bake-port-proxy") {
+            continue;
+        }
+        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+        let parent = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        if parent == Some(supervisor) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[test]
+fn a_published_port_answers_on_ipv6_too_like_docker() {
+    let Some((_reg, base, bake)) = setup() else {
+        return;
+    };
+    if !have_slirp() || !have_ipv6() {
+        return;
+    }
+    bake.ok(&["pull", "-q", &base]);
+    let port = free_port();
+    let publish = format!("{port}:8080");
+    let _cleanup = RemoveOnDrop(&bake, "web6");
+    let id = bake
+        .ok(&[
+            "run", "-d", "--name", "web6", "-p", &publish, &base, "sh", "-c", SERVE,
+        ])
+        .stdout
+        .trim()
+        .to_string();
+
+    let body = curl(&format!("http://[::1]:{port}/")).unwrap_or_else(|e| {
+        panic!(
+            "no answer on [::1]:{port}: {e}\n{}",
+            bake.run(&["logs", "web6"])
+        )
+    });
+    assert!(body.contains("hello-from-bake"), "{body}");
+    let body = http_get(port).unwrap_or_else(|e| panic!("no answer on 127.0.0.1:{port}: {e}"));
+    assert!(body.contains("hello-from-bake"), "{body}");
+
+    assert_eq!(
+        bake.ok(&["port", "web6"]).stdout,
+        format!("8080/tcp -> 0.0.0.0:{port}\n8080/tcp -> [::]:{port}\n")
+    );
+    assert_eq!(
+        bake.ok(&["port", "web6", "8080/tcp"]).stdout,
+        format!("0.0.0.0:{port}\n[::]:{port}\n")
+    );
+    let ps = bake.ok(&["ps"]);
+    let line = ps.stdout.lines().find(|l| l.contains("web6")).unwrap();
+    assert!(
+        line.contains(&format!("0.0.0.0:{port}->8080/tcp, [::]:{port}->8080/tcp")),
+        "{ps}"
+    );
+
+    // The IPv6 relay is the supervisor's child and ends with the container.
+    let proxies = proxy_children(supervisor(&bake, &id));
+    assert_eq!(proxies.len(), 1, "port proxies: {proxies:?}");
+    bake.ok(&["stop", "-t", "2", "web6"]);
+    assert!(
+        gone(&proxies),
+        "port proxy {proxies:?} outlived `bake stop`"
+    );
+    assert!(
+        TcpStream::connect((std::net::Ipv6Addr::LOCALHOST, port)).is_err(),
+        "[::1]:{port} still answers after stop"
+    );
+}
+
+#[test]
+fn an_ipv6_host_address_publishes_on_it_alone() {
+    let Some((_reg, base, bake)) = setup() else {
+        return;
+    };
+    if !have_slirp() || !have_ipv6() {
+        return;
+    }
+    let ctx = tempfile::tempdir_in(scratch_dir()).unwrap();
+    cc_static(
+        &testdata("net").join("udp-echo.c"),
+        &ctx.path().join("udp-echo"),
+    );
+    let df = "ARG BASE\nFROM $BASE\nCOPY udp-echo /bin/\n";
+    build_in(&bake, ctx.path(), df, "echo6:1", &base);
+    let (tcp, udp) = (free_port(), free_port());
+    let tcp_spec = format!("[::1]:{tcp}:8080");
+    let udp_spec = format!("[::]:{udp}:5353/udp");
+    let script = format!("udp-echo 5353 & {SERVE}");
+    let _cleanup = RemoveOnDrop(&bake, "only6");
+    bake.ok(&[
+        "run", "-d", "--name", "only6", "-p", &tcp_spec, "-p", &udp_spec, "echo6:1", "sh", "-c",
+        &script,
+    ]);
+
+    let body = curl(&format!("http://[::1]:{tcp}/")).unwrap_or_else(|e| {
+        panic!(
+            "no answer on [::1]:{tcp}: {e}\n{}",
+            bake.run(&["logs", "only6"])
+        )
+    });
+    assert!(body.contains("hello-from-bake"), "{body}");
+    // Published on ::1 only: nothing listens on the IPv4 loopback.
+    let v4 = TcpStream::connect((Ipv4Addr::LOCALHOST, tcp));
+    assert!(v4.is_err(), "127.0.0.1:{tcp} answered: {v4:?}");
+
+    // UDP over IPv6, from the host's loopback (relayed by bake, not slirp4netns, so
+    // the loopback client gets its reply).
+    let sock = UdpSocket::bind((std::net::Ipv6Addr::LOCALHOST, 0)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut reply = String::new();
+    while Instant::now() < deadline && reply.is_empty() {
+        sock.send_to(b"over-v6", (std::net::Ipv6Addr::LOCALHOST, udp))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            reply = String::from_utf8_lossy(&buf[..n]).into_owned();
+        }
+    }
+    assert_eq!(reply, "echo:over-v6", "{}", bake.run(&["logs", "only6"]));
+
+    assert_eq!(
+        bake.ok(&["port", "only6"]).stdout,
+        format!("8080/tcp -> [::1]:{tcp}\n5353/udp -> [::]:{udp}\n")
+    );
+    let ps = bake.ok(&["ps"]).stdout;
+    assert!(
+        ps.contains(&format!("[::1]:{tcp}->8080/tcp, [::]:{udp}->5353/udp")),
+        "{ps}"
+    );
+    bake.ok(&["rm", "-f", "only6"]);
+}
+
+#[test]
+fn ipv6_port_errors_are_clear() {
+    let Some((_reg, base, bake)) = setup() else {
+        return;
+    };
+    if !have_slirp() || !have_ipv6() {
+        return;
+    }
+    bake.ok(&["pull", "-q", &base]);
+    for (spec, why) in [
+        ("::1:8080:80", "IPv6 host address goes in brackets"),
+        ("[::1:8080:80", "missing ']'"),
+        ("[nope]:8080:80", "is not an IPv6 address"),
+    ] {
+        let out = bake.run(&["run", "--rm", "-p", spec, &base, "true"]);
+        assert_eq!(out.code, 125, "{spec}: {out}");
+        assert!(
+            out.stderr.contains("-p/--publish") && out.stderr.contains(why),
+            "{spec}: {out}"
+        );
+    }
+    // A taken IPv6 port fails the start, naming it; its IPv4 twin is not at fault.
+    let taken = TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, 0)).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let spec = format!("[::1]:{port}:80");
+    let out = bake.run(&["run", "--rm", "-p", &spec, &base, "true"]);
+    assert_eq!(out.code, 125, "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("cannot publish [::1]:{port}->80/tcp"))
+            && out.stderr.contains("already in use"),
+        "{out}"
+    );
+    assert!(
+        gone(&orphaned_slirp()),
+        "slirp4netns left after a failed start"
+    );
+}

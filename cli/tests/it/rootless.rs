@@ -13,7 +13,7 @@ use tempfile::TempDir;
 use crate::harness::{missing_prerequisites, scratch_dir, skip, Output, Registry};
 
 /// The user with a subordinate id range.
-const RANGED: &str = "bake-rootless-test";
+pub(crate) const RANGED: &str = "bake-rootless-test";
 /// The user without one (single mapping).
 const SINGLE: &str = "bake-rootless-single";
 /// How many subordinate ids [`RANGED`] gets (podman's default).
@@ -23,13 +23,13 @@ const RANGE_COUNT: u32 = 65536;
 static ACCOUNTS: Mutex<()> = Mutex::new(());
 
 /// An unprivileged user with a store of its own.
-struct User {
-    name: &'static str,
+pub(crate) struct User {
+    pub(crate) name: &'static str,
     uid: u32,
     /// First host id of the subordinate range, if any.
     sub_start: Option<u32>,
     /// Owned by the user: the store, contexts, outputs.
-    dir: TempDir,
+    pub(crate) dir: TempDir,
     bake: PathBuf,
 }
 
@@ -80,7 +80,7 @@ fn subordinate(file: &str, name: &str, add: bool) -> Option<u32> {
 
 /// Creates (once) the system user `name`, with or without subordinate ranges, and a
 /// fresh directory it owns. `None` (with a printed reason) when this host cannot.
-fn user(name: &'static str, ranged: bool) -> Option<User> {
+pub(crate) fn user(name: &'static str, ranged: bool) -> Option<User> {
     if skip(missing_prerequisites()) {
         return None;
     }
@@ -158,7 +158,7 @@ impl User {
     }
 
     /// `bake ARGS…` as this user with only `PATH` and `env` set.
-    fn run_env(&self, env: &[&str], args: &[&str]) -> Output {
+    pub(crate) fn run_env(&self, env: &[&str], args: &[&str]) -> Output {
         let out = Command::new("runuser")
             .args(["-u", self.name, "--", "env", "-i"])
             .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
@@ -183,7 +183,7 @@ impl User {
     }
 
     /// A build context (owned by the user) holding `dockerfile`.
-    fn context(&self, name: &str, dockerfile: &str) -> PathBuf {
+    pub(crate) fn context(&self, name: &str, dockerfile: &str) -> PathBuf {
         let ctx = self.dir.path().join(name);
         std::fs::create_dir(&ctx).unwrap();
         std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
@@ -211,7 +211,7 @@ impl User {
 }
 
 /// `tar -tvf --numeric-owner` of every layer of a `bake save` archive, bottom first.
-fn saved_layers(archive: &Path) -> Vec<String> {
+pub(crate) fn saved_layers(archive: &Path) -> Vec<String> {
     let dir = tempfile::Builder::new()
         .prefix("bake-it-rootless-save-")
         .tempdir_in(scratch_dir())

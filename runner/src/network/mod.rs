@@ -14,11 +14,15 @@
 //! namespace instead of a private one.
 //!
 //! The addresses are slirp4netns's defaults (the same as podman's rootless network).
+//! IPv6 published ports (`[::]`, `[::1]`) are relayed by bake's own proxy (`proxy`),
+//! since slirp4netns 1.2.0 can only listen on IPv4.
 
 mod ports;
+mod proxy;
 mod slirp;
 
-pub use ports::{PortMapping, Protocol};
+pub use ports::{host_has_ipv6, PortMapping, Protocol};
+pub use proxy::{port_proxy_main, PORT_PROXY_ARG};
 pub(crate) use slirp::Slirp;
 
 /// The container's address on its tap device (`/24`).

@@ -1,7 +1,7 @@
 //! Runs `slirp4netns` for one container: a fresh network namespace (held by an fd, so
 //! the container's pid 1 can join it before it execs), configured with a tap device,
 //! an address, a default route and a DNS forwarder, plus the published ports
-//! (`add_hostfwd` on slirp4netns's API socket).
+//! (`add_hostfwd` on slirp4netns's API socket; IPv6 ones through [`Proxy`]).
 //!
 //! Lifetime: slirp4netns gets the read end of a pipe as `--exit-fd` and exits when
 //! the supervisor (which holds the write end) is gone, and a parent-death SIGKILL for
@@ -19,6 +19,7 @@ use nix::sched::{setns, unshare, CloneFlags};
 use rustix::fs::{Mode, OFlags};
 use rustix::pipe::{pipe_with, PipeFlags};
 
+use super::proxy::Proxy;
 use super::{PortMapping, CONTAINER_ADDRESS, TOOL};
 use crate::Error;
 
@@ -33,6 +34,8 @@ pub(crate) struct Slirp {
     netns: OwnedFd,
     /// The write end of `--exit-fd`: slirp4netns exits when it is closed.
     _exit: OwnedFd,
+    /// The relay of the IPv6 bindings, if any (dropped after slirp4netns is ended).
+    _proxy: Option<Proxy>,
 }
 
 fn network_error(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
@@ -134,10 +137,11 @@ impl Slirp {
         drop(command);
         drop(ready_write);
         drop(exit_read);
-        let slirp = Slirp {
+        let mut slirp = Slirp {
             child,
             netns,
             _exit: exit_write,
+            _proxy: None,
         };
         // One byte ("1") once the namespace is configured; EOF if slirp4netns died.
         let mut ready = [0u8; 1];
@@ -156,8 +160,14 @@ impl Slirp {
         .map_err(|e| network_error("opening the sandbox's scratch dir")(e.into()))?;
         // Through the fd: the scratch dir's own path may exceed a socket path's 108 bytes.
         let socket = format!("/proc/self/fd/{}/{API_SOCKET}", dir.as_raw_fd());
-        for mapping in ports {
+        // slirp4netns listens on IPv4 only; IPv6 bindings go to bake's proxy.
+        let (v4, v6): (Vec<&PortMapping>, Vec<&PortMapping>) =
+            ports.iter().partition(|m| m.host_ip.is_ipv4());
+        for mapping in v4 {
             publish(&socket, mapping)?;
+        }
+        if !v6.is_empty() {
+            slirp._proxy = Some(Proxy::start(scratch, &slirp.netns, &v6)?);
         }
         Ok(slirp)
     }

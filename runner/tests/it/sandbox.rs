@@ -413,6 +413,7 @@ fn mount_overlay_views() {
         let view = mount_overlay(&layers, Some((&upper, &work)), target.path()).unwrap();
         std::fs::write(view.target().join("new"), "n").unwrap();
         std::fs::remove_file(view.target().join("only-top")).unwrap();
+        view.finish().unwrap(); // a copied view (BAKE_SNAPSHOTTER=copy) syncs here
     }
     assert_eq!(fx.upper_entries(), vec!["new", "only-top"]);
     // Nothing at all: an empty read-only dir.

@@ -91,7 +91,8 @@ fn run_routed(
                 &tmp.path().join(format!("src-{n}")),
             )?;
         }
-        drop(view);
+        // A copied view (BAKE_SNAPSHOTTER=copy) writes its changes into `upper` here.
+        view.finish()?;
     }
     let layer = store.commit_snapshot(&upper, base.last().map(|l| &l.chain_id), epoch)?;
     let mut chain = base.to_vec();
