@@ -27,6 +27,11 @@ pub(crate) fn fork_command(err: &OwnedFd) -> Result<(), Error> {
     let all = SigSet::all();
     signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&all), None)
         .map_err(|source| Error::Fork { source })?;
+    // `ps` in the container shows this name for pid 1 (not `exe`). Named before the
+    // fork, so the command never sees pid 1 under its old name; the command's exec
+    // renames the child.
+    // SAFETY: prctl with a static C string.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"bake-init".as_ptr(), 0, 0, 0) };
     // SAFETY: single-threaded process (see `sandbox`), so the child may do anything.
     match unsafe { fork() }.map_err(|source| Error::Fork { source })? {
         // The child unblocks everything when it resets its signals before exec.
@@ -37,8 +42,6 @@ pub(crate) fn fork_command(err: &OwnedFd) -> Result<(), Error> {
             unsafe {
                 libc::close(err.as_raw_fd());
                 libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
-                // `ps` in the container shows this name for pid 1 (not `exe`).
-                libc::prctl(libc::PR_SET_NAME, c"bake-init".as_ptr(), 0, 0, 0);
             }
             reap(child, &all)
         }
