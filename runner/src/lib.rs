@@ -34,7 +34,7 @@ mod user;
 pub use cgroup::{is_paused, pause, unpause};
 pub use copy_view::sync_running;
 pub use error::Error;
-pub use network::{host_has_ipv6, port_proxy_main, PortMapping, Protocol, PORT_PROXY_ARG};
+pub use network::{port_proxy_main, PortMapping, Protocol, PORT_PROXY_ARG};
 pub use options::{now_ms, write_state, Exec, Limits, Options, State, Status};
 pub use overlay::{check_support, enter_private_mount_namespace, mount_overlay, OverlayMount};
 pub use plan::{Exit, MountSpec, Network, Plan, Rootfs, Stdio, Stream};

@@ -193,6 +193,19 @@ fn create_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     }
 }
 
+/// The scratch dir of the sandbox whose supervisor has pid `supervisor` and whose
+/// overlay work dir is `work`: next to `work`, on the store's filesystem, private to
+/// one run (one supervisor per pid), and never inside `upper`, so nothing of it can
+/// land in the layer. `copy_view::sync_running` finds a running container's tree here.
+pub(crate) fn scratch_dir(work: &Path, supervisor: u32) -> PathBuf {
+    work.parent()
+        .map_or_else(std::env::temp_dir, Path::to_path_buf)
+        .join(format!("{SCRATCH_PREFIX}{supervisor}"))
+}
+
+/// The name of a scratch dir before the supervisor's pid (see [`scratch_dir`]).
+pub(crate) const SCRATCH_PREFIX: &str = ".bake-sandbox-";
+
 fn prepare(plan: &Plan, copy: bool) -> Result<Prepared, Error> {
     let lowers = plan
         .rootfs
@@ -202,12 +215,11 @@ fn prepare(plan: &Plan, copy: bool) -> Result<Prepared, Error> {
         .collect::<Result<Vec<_>, _>>()?;
     let upper = canonical(&plan.rootfs.upper)?;
     let work = canonical(&plan.rootfs.work)?;
-    // Next to `work`: on the store's filesystem, private to this run (one supervisor per
-    // pid), and never inside `upper`, so nothing of it can land in the layer.
-    let scratch = work
-        .parent()
-        .map_or_else(std::env::temp_dir, Path::to_path_buf)
-        .join(format!(".bake-sandbox-{}", std::process::id()));
+    let scratch = scratch_dir(&work, std::process::id());
+    if copy {
+        // Before the stale dir of a dead run with this pid goes: it may hold a tree.
+        crate::copy_view::recover(&work, &upper)?;
+    }
     if scratch.exists() {
         // Left by a killed run whose pid we now have; nothing is mounted in it here.
         let _ = std::fs::remove_dir_all(&scratch);
@@ -373,6 +385,7 @@ fn supervise(
             // Stops forwarding the ports (kills and reaps slirp4netns).
             drop(slirp);
             cgroup.remove();
+            crate::cgroup::remove_pause_group(child.as_raw() as u32);
             if let Some(dir) = &options.remove_after {
                 crate::teardown::remove_in_background(dir, host_pid_ns.as_ref());
                 return exit_like(status);
@@ -385,14 +398,21 @@ fn supervise(
                 None => Ok(true),
             };
             prepared.stubs.remove_created();
-            let _ = std::fs::remove_dir_all(&prepared.scratch);
+            if synced.is_ok() {
+                // On failure the tree is kept: it holds the only copy of what was lost.
+                let _ = std::fs::remove_dir_all(&prepared.scratch);
+            }
             if options.volatile {
                 crate::overlay::clear_volatile(&prepared.work);
             }
             if let Err(e) = synced {
                 // The layer is incomplete: nobody may take this run for a success. The
                 // error pipe is closed by now; stderr is the only way left to say why.
-                eprintln!("bake: the container's changes were not saved: {e}");
+                let kept = prepared.copy_tree.as_deref().unwrap_or(&prepared.scratch);
+                eprintln!(
+                    "bake: the container's changes were not saved: {e} (its files are kept in {})",
+                    kept.display()
+                );
                 let status = WaitStatus::Exited(child, 125);
                 if let Some(path) = &options.state_file {
                     state.exit = Some(Exit::Code(125));

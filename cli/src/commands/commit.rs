@@ -111,7 +111,7 @@ pub fn run(global: &Global, args: &CommitArgs) -> Result<()> {
     // Frozen only while the upper dir is read: the copy is what gets stored.
     let state = c.state();
     let frozen = if args.pause && state.status == bake_runner::Status::Running {
-        super::pause::Frozen::new(state.pid, &c.config.id).with_context(|| {
+        super::pause::Frozen::new(state.pid).with_context(|| {
             format!(
                 "cannot pause container {} to commit it (--pause=false commits it running)",
                 c.config.name

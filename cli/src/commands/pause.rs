@@ -33,8 +33,7 @@ pub fn pause(global: &Global, args: &PauseArgs) -> Result<()> {
         if bake_runner::is_paused(pid) {
             bail!("container {key} is already paused");
         }
-        bake_runner::pause(pid, &c.config.id)
-            .with_context(|| format!("cannot pause container {key}"))?;
+        bake_runner::pause(pid).with_context(|| format!("cannot pause container {key}"))?;
         println!("{key}");
     }
     Ok(())
@@ -103,7 +102,7 @@ impl Frozen {
     /// # Errors
     /// The runner's freezer error (no freezer, no permission to write the cgroup, a
     /// process that would not freeze).
-    pub fn new(pid: u32, id: &str) -> Result<Option<Frozen>> {
+    pub fn new(pid: u32) -> Result<Option<Frozen>> {
         if bake_runner::is_paused(pid) {
             return Ok(None);
         }
@@ -121,14 +120,19 @@ impl Frozen {
         }
         let guard = Frozen { pid, previous };
         // After the handlers: a Ctrl-C from here on waits for the thaw in `drop`.
-        bake_runner::pause(pid, id)?;
+        bake_runner::pause(pid)?;
         Ok(Some(guard))
     }
 }
 
 impl Drop for Frozen {
     fn drop(&mut self) {
-        let _ = bake_runner::unpause(self.pid);
+        if let Err(e) = bake_runner::unpause(self.pid) {
+            // Not silently: the container would stay frozen.
+            eprintln!(
+                "bake: warning: the container is still paused ({e:#}); `bake unpause` thaws it"
+            );
+        }
         for (s, old) in &self.previous {
             // SAFETY: restores the disposition that was in place before.
             let _ = unsafe { signal::sigaction(*s, old) };

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::harness::{base_arg, scratch_dir, setup, Bake, Output};
+use crate::rootless::saved_layers;
 
 /// `bake ARGS…` with `BAKE_SNAPSHOTTER` set (or not) and a fixed `SOURCE_DATE_EPOCH`.
 fn run(bake: &Bake, snapshotter: Option<&str>, args: &[&str]) -> Output {
@@ -60,8 +61,8 @@ COPY --from=other /out /copied
 COPY --from=other /out /etc/
 "#;
 
-/// `tar -tv --numeric-owner` of each layer of a `bake save` archive (to show a
-/// difference, if any).
+/// `tar -tv --numeric-owner` of each layer of the image `tag` (to show a difference, if
+/// any), through `bake save`.
 fn listings(bake: &Bake, snapshotter: Option<&str>, tag: &str) -> Vec<String> {
     let dir = tempfile::Builder::new()
         .prefix("bake-it-copy-save-")
@@ -73,29 +74,7 @@ fn listings(bake: &Bake, snapshotter: Option<&str>, tag: &str) -> Vec<String> {
         snapshotter,
         &["save", "-o", archive.to_str().unwrap(), tag],
     );
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(dir.path())
-        .arg("-xf")
-        .arg(&archive)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
-    manifest[0]["Layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            let out = Command::new("tar")
-                .args(["--numeric-owner", "--full-time", "-tvf"])
-                .arg(dir.path().join(l.as_str().unwrap()))
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        })
-        .collect()
+    saved_layers(&archive)
 }
 
 fn image_id(bake: &Bake, snapshotter: Option<&str>, tag: &str) -> String {
@@ -286,6 +265,59 @@ fn a_copied_container_keeps_its_changes_across_stop_commit_and_start() {
     ok(&bake, mode, &["rm", "-f", &name]);
 }
 
+/// A copied container whose supervisor is killed (SIGKILL of a foreground `bake run`
+/// kills its sandbox too) never gets its final sync; its next start writes the tree it
+/// left into the upper dir, so that its changes survive as they do with overlayfs.
+#[test]
+fn a_copied_container_whose_supervisor_was_killed_keeps_its_changes() {
+    let Some((_registry, base, bake)) = setup() else {
+        return;
+    };
+    let mode = Some("copy");
+    ok(&bake, mode, &["pull", "-q", &base]);
+    let name = format!("copykill-{}", std::process::id());
+    let id = ok(
+        &bake,
+        mode,
+        &["run", "-d", "--name", &name, &base, "sleep", "300"],
+    )
+    .stdout
+    .trim()
+    .to_string();
+    ok(
+        &bake,
+        mode,
+        &["exec", &name, "sh", "-c", "echo kept > /kept"],
+    );
+    let dir = bake.root().join("containers").join(&id);
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap()).unwrap();
+    let supervisor = state["supervisor"].as_u64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ok(&bake, mode, &["ps", "-a"])
+        .stdout
+        .lines()
+        .any(|l| l.contains(&name) && l.contains("Exited"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container runs on"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    ok(&bake, mode, &["start", &name]);
+    let out = ok(&bake, mode, &["exec", &name, "cat", "/kept"]);
+    assert_eq!(out.stdout, "kept\n", "{out}");
+    let stale = dir.join(format!(".bake-sandbox-{supervisor}"));
+    assert!(!stale.exists(), "{} left behind", stale.display());
+    ok(&bake, mode, &["rm", "-f", &name]);
+}
+
 #[test]
 fn an_unknown_snapshotter_is_refused_by_name() {
     let Some((_registry, base, bake)) = setup() else {
@@ -350,7 +382,7 @@ fn symlinks_in_a_copied_build_never_reach_the_host() {
 
 #[test]
 fn rootless_copy_builds_what_rootless_overlayfs_builds() {
-    use crate::rootless::{saved_layers, user, RANGED};
+    use crate::rootless::{user, RANGED};
     let Some(user) = user(RANGED, true) else {
         return;
     };

@@ -250,3 +250,47 @@ fn ctrl_c_during_commit_leaves_the_container_thawed() {
     assert!(!ps_line(&bake, "bulky").contains("Paused"));
     assert!(moves_from(pid, counter(pid)), "the counter stopped");
 }
+
+/// A paused container that dies without `bake unpause` (on cgroup v2 a frozen process
+/// dies of SIGKILL; here the test thaws the cgroup behind bake's back and kills it) must
+/// not leave its `bake-pause-*` cgroup behind: its supervisor removes it.
+#[test]
+fn a_container_that_dies_paused_leaves_no_cgroup_behind() {
+    let Some((_reg, base, bake)) = setup() else {
+        return;
+    };
+    bake.ok(&["pull", "-q", &base]);
+    let _cleanup = RemoveOnDrop(&bake, "doomed");
+    let (_id, pid) = start_counter(&bake, &base, "doomed");
+    bake.ok(&["pause", "doomed"]);
+    let frozen_in = freezer_dir(pid);
+    if !frozen_in
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("bake-pause-"))
+    {
+        eprintln!("skipped: the container is frozen in a cgroup of its own");
+        return;
+    }
+    let (file, thawed) = if frozen_in.join("freezer.state").exists() {
+        ("freezer.state", "THAWED")
+    } else {
+        ("cgroup.freeze", "0")
+    };
+    std::fs::write(frozen_in.join(file), thawed).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !bake
+        .ok(&["ps", "-a"])
+        .stdout
+        .lines()
+        .any(|l| l.contains("doomed") && l.contains("Exited"))
+    {
+        assert!(Instant::now() < deadline, "the container did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!frozen_in.exists(), "{} left behind", frozen_in.display());
+}

@@ -4,12 +4,22 @@
 //! Kept next to the tree as `<tree>.baseline`, one line per path (`ino btime ctime size
 //! mode uid gid in_lower path`, the path with bytes outside printable ASCII escaped), so
 //! a second process (`bake commit` of a running container) can sync the same tree.
+//!
+//! Why a change always shows: ctime moves on every write, chmod, chown, link, rename,
+//! xattr change and `touch -d`, and it is taken from the coarse clock. So a baseline is
+//! only trusted for entries whose ctime is older than the coarse clock when they were
+//! read: populate waits until the clock has passed the tree's newest ctime
+//! ([`wait_past`]); a sync of a running container, which cannot wait for the container,
+//! marks the entries it read in the current tick *racy* ([`Baseline::mark_racy`]), so
+//! that the next sync copies them again (git's "racily clean" index entries).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::Statx;
+
+use crate::Error;
 
 /// One path as last seen. A change of `ino`/`btime`/type is a new node; of `ctime`,
 /// `size`, `mode`, `uid` or `gid` a changed one (ctime moves on every write, chmod,
@@ -80,6 +90,33 @@ impl Entry {
     /// The ctime, for waiting until the clock has passed it.
     pub(crate) fn ctime(&self) -> (i64, u32) {
         self.ctime
+    }
+}
+
+/// The ctime a racy entry is given: no node has it, so the entry never reads as
+/// unchanged, while its inode, birth time and type still say which node it is.
+const RACY_CTIME: (i64, u32) = (i64::MIN, 0);
+
+/// `CLOCK_REALTIME_COARSE` as (seconds, nanoseconds): what ctime updates read.
+pub(crate) fn coarse_now() -> (i64, u32) {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
+    (now.tv_sec, now.tv_nsec as u32)
+}
+
+/// Sleeps until the coarse clock is past `ctime` (at most about a second: a ctime in
+/// the future, from a clock set back, is not waited for).
+pub(crate) fn wait_past(ctime: Option<(i64, u32)>) {
+    let Some(ctime) = ctime else { return };
+    for _ in 0..1000 {
+        if coarse_now() > ctime {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
@@ -182,6 +219,33 @@ impl Baseline {
         out
     }
 
+    /// Marks every entry whose ctime is not older than `start` (the coarse clock before
+    /// the entries were read) racy: the node may change again within the same clock tick
+    /// without its ctime moving, so the next sync must not take it for unchanged.
+    pub(crate) fn mark_racy(&mut self, start: (i64, u32)) {
+        for e in self.entries.values_mut() {
+            if !e.is_hidden() && e.ctime >= start {
+                e.ctime = RACY_CTIME;
+            }
+        }
+    }
+
+    /// The newest ctime of the entries.
+    pub(crate) fn newest_ctime(&self) -> Option<(i64, u32)> {
+        self.entries.values().map(Entry::ctime).max()
+    }
+
+    /// Writes the text form to `path` (through a temporary name, renamed into place).
+    ///
+    /// # Errors
+    /// [`Error::CopyView`] naming the file.
+    pub(crate) fn save(&self, path: &Path) -> Result<(), Error> {
+        let tmp = path.with_extension("baseline-new");
+        let fail = super::io_err("writing", path);
+        std::fs::write(&tmp, self.encode()).map_err(&fail)?;
+        std::fs::rename(&tmp, path).map_err(fail)
+    }
+
     /// Reads the text form; `None` for anything it did not write.
     pub(crate) fn decode(text: &str) -> Option<Baseline> {
         let mut entries = BTreeMap::new();
@@ -194,6 +258,13 @@ impl Baseline {
             let s = |i: usize| f[i].parse::<i64>().ok();
             let path = unescape(f[11])?;
             if n(10)? != path.len() as u64 {
+                return None;
+            }
+            // Relative, one name per component: a sync joins these to directory fds.
+            if path
+                .split(|b| *b == b'/')
+                .any(|c| c.is_empty() || c == b"." || c == b"..")
+            {
                 return None;
             }
             let entry = Entry {
@@ -229,6 +300,11 @@ mod tests {
         b.entries.insert(b"etc".to_vec(), f);
         assert_eq!(Baseline::decode(&b.encode()), Some(b));
         assert_eq!(Baseline::decode("garbage"), None);
+        for bad in ["..", "a/../b", "/etc", "a//b", "."] {
+            let mut b = Baseline::default();
+            b.entries.insert(bad.as_bytes().to_vec(), Entry::hidden());
+            assert_eq!(Baseline::decode(&b.encode()), None, "{bad}");
+        }
     }
 
     #[test]

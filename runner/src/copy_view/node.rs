@@ -95,20 +95,13 @@ pub(super) fn times(st: &Statx) -> Timestamps {
 /// copy-up is for xattrs the target refuses (`security.*` in a user namespace), except
 /// file capabilities, which the layer carries.
 pub(super) fn copy_xattrs(src: &impl AsFd, dst: &impl AsFd) -> Result<(), Errno> {
-    let size = match rustix::fs::flistxattr_query(src) {
-        Ok(0) | Err(Errno::NOTSUP) => return Ok(()),
-        Ok(n) => n,
-        Err(e) => return Err(e),
-    };
-    let mut list = vec![0u8; size];
-    let n = rustix::fs::flistxattr(src, &mut list[..])?;
-    for name in list[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        if OVERLAY_XATTR_PREFIXES.iter().any(|p| name.starts_with(p)) {
+    for name in xattr_names(src)? {
+        if OVERLAY_XATTR_PREFIXES
+            .iter()
+            .any(|p| name.as_bytes().starts_with(p))
+        {
             continue;
         }
-        let Ok(name) = std::ffi::CString::new(name) else {
-            continue;
-        };
         let Ok(len) = rustix::fs::fgetxattr_query(src, &name) else {
             continue;
         };
@@ -122,6 +115,41 @@ pub(super) fn copy_xattrs(src: &impl AsFd, dst: &impl AsFd) -> Result<(), Errno>
         }
     }
     Ok(())
+}
+
+/// Removes the xattrs of `dst` that `src` does not have (but overlayfs's own, such as
+/// the opaque marker of an upper directory), so that an xattr the container removed
+/// from a directory copied up earlier is gone from the upper dir too.
+pub(super) fn remove_other_xattrs(src: &impl AsFd, dst: &impl AsFd) -> Result<(), Errno> {
+    let theirs = xattr_names(src)?;
+    for name in xattr_names(dst)? {
+        let ours = OVERLAY_XATTR_PREFIXES
+            .iter()
+            .any(|p| name.as_bytes().starts_with(p));
+        if !ours && !theirs.contains(&name) {
+            match rustix::fs::fremovexattr(dst, &name) {
+                Ok(()) | Err(Errno::NODATA) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The names of the xattrs of an open file (none where the filesystem has none).
+fn xattr_names(fd: &impl AsFd) -> Result<Vec<std::ffi::CString>, Errno> {
+    let size = match rustix::fs::flistxattr_query(fd) {
+        Ok(0) | Err(Errno::NOTSUP) => return Ok(Vec::new()),
+        Ok(n) => n,
+        Err(e) => return Err(e),
+    };
+    let mut list = vec![0u8; size];
+    let n = rustix::fs::flistxattr(fd, &mut list[..])?;
+    Ok(list[..n]
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+        .filter_map(|n| std::ffi::CString::new(n).ok())
+        .collect())
 }
 
 /// Owner, permission bits (after the owner: chown clears set-id bits), xattrs and times
@@ -214,27 +242,15 @@ pub(super) fn copy_leaf(
 ) -> Result<bool, Errno> {
     match kind(st) {
         FileType::RegularFile => {
-            let links = links.filter(|_| st.stx_nlink > 1);
-            if let Some(links) = links {
-                if let Some((dir, first)) = links.get(&st.stx_ino) {
-                    rustix::fs::linkat(dir, first, dst, name, AtFlags::empty())?;
-                    return Ok(true);
-                }
-                links.insert(
-                    st.stx_ino,
-                    (dst.try_clone().map_err(io_errno)?, name.into()),
-                );
+            let mut links = links.filter(|_| st.stx_nlink > 1);
+            if let Some((dir, first)) = links.as_ref().and_then(|l| l.get(&st.stx_ino)) {
+                rustix::fs::linkat(dir, first, dst, name, AtFlags::empty())?;
+                return Ok(true);
             }
-            let from = rustix::fs::openat(
-                src,
-                name,
-                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            if kind(&stat_fd(&from)?) != FileType::RegularFile {
+            let Some(from) = open_regular(src, name)? else {
                 // Replaced meanwhile (a running container): the next sync sees it.
                 return Ok(false);
-            }
+            };
             let to = rustix::fs::openat(
                 dst,
                 name,
@@ -243,6 +259,13 @@ pub(super) fn copy_leaf(
             )?;
             copy_content(&from, &to)?;
             set_meta_fd(&from, st, &to)?;
+            // Only a copy that exists may be linked to.
+            if let Some(links) = links.as_mut() {
+                let dir = dst
+                    .try_clone()
+                    .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
+                links.insert(st.stx_ino, (dir, name.into()));
+            }
             Ok(true)
         }
         FileType::Symlink => {
@@ -265,8 +288,27 @@ pub(super) fn copy_leaf(
     }
 }
 
-fn io_errno(e: std::io::Error) -> Errno {
-    Errno::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO))
+/// Opens `name` in `src` for reading if it is a regular file, `None` if it is not (any
+/// more). The name is first opened `O_PATH` and checked: a running container may have
+/// swapped the file for a device node (CAP_MKNOD), and opening that on the host, where
+/// the tree is not `nodev`, would open the host's device (a tape rewinds, a tty becomes
+/// the controlling terminal).
+fn open_regular(src: &OwnedFd, name: &CStr) -> Result<Option<OwnedFd>, Errno> {
+    let path = rustix::fs::openat(
+        src,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    if kind(&stat_fd(&path)?) != FileType::RegularFile {
+        return Ok(None);
+    }
+    rustix::fs::open(
+        crate::mounts::apply::fd_path(&path),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map(Some)
 }
 
 /// Removes `name` from `dir`, a whole tree if it is a directory; absent is fine.

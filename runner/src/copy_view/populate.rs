@@ -12,11 +12,12 @@ use std::ffi::CString;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FileType, Mode, OFlags, Statx};
+use rustix::fs::{FileType, Statx};
 use rustix::io::Errno;
 
-use super::baseline::{join, Baseline, Entry};
+use super::baseline::{join, wait_past, Baseline, Entry};
 use super::node::{self, kind};
+use super::{err, io_err, open_root};
 use crate::Error;
 
 /// One layer's directory at the path being merged.
@@ -51,28 +52,6 @@ enum Pick {
     },
 }
 
-fn err(op: &'static str, path: &Path, rel: &[u8]) -> impl Fn(Errno) -> Error {
-    let path = if rel.is_empty() {
-        path.to_path_buf()
-    } else {
-        path.join(String::from_utf8_lossy(rel).as_ref())
-    };
-    move |e| Error::CopyView {
-        op: op.into(),
-        path: path.clone(),
-        source: nix::errno::Errno::from_raw(e.raw_os_error()),
-    }
-}
-
-fn open_root(path: &Path) -> Result<OwnedFd, Error> {
-    rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(err("opening", path, b""))
-}
-
 /// Copies `lowers` (top first) and then, on top, an existing `upper` (overlay format)
 /// into `tree` (created if missing, else empty), preserving modes, owners, times,
 /// xattrs (not overlayfs's), symlinks, fifos and, where allowed, device nodes; every
@@ -103,11 +82,7 @@ pub(crate) fn populate(
     match std::fs::create_dir(tree) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => {
-            return Err(err("creating", tree, b"")(
-                Errno::from_io_error(&e).unwrap_or(Errno::IO),
-            ))
-        }
+        Err(e) => return Err(io_err("creating", tree)(e)),
     }
     let dst = open_root(tree)?;
     let mut base = Baseline::default();
@@ -120,25 +95,8 @@ pub(crate) fn populate(
         let st = node::stat_fd(&top.fd).map_err(err("reading", tree, b""))?;
         node::set_meta_fd(&top.fd, &st, &dst).map_err(err("setting metadata of", tree, b""))?;
     }
-    wait_past(base.entries.values().map(Entry::ctime).max());
+    wait_past(base.newest_ctime());
     Ok(base)
-}
-
-/// Sleeps until `CLOCK_REALTIME_COARSE` (what ctime updates read) is past `ctime`.
-pub(crate) fn wait_past(ctime: Option<(i64, u32)>) {
-    let Some((sec, nsec)) = ctime else { return };
-    for _ in 0..1000 {
-        let mut now = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes one timespec we own.
-        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
-        if (now.tv_sec, now.tv_nsec as u32) > (sec, nsec) {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
 }
 
 struct Merger<'a> {

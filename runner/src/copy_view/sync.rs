@@ -13,36 +13,15 @@
 use std::collections::HashSet;
 use std::ffi::{CStr, CString};
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rustix::fs::{FileType, FlockOperation, Mode, OFlags, Statx, XattrFlags};
 use rustix::io::Errno;
 
 use super::baseline::{self, join, Baseline, Entry};
 use super::node::{self, kind, Links};
+use super::{err, io_err, open_root};
 use crate::Error;
-
-fn err(op: &'static str, root: &Path, rel: &[u8]) -> impl Fn(Errno) -> Error {
-    let path = if rel.is_empty() {
-        root.to_path_buf()
-    } else {
-        root.join(String::from_utf8_lossy(rel).as_ref())
-    };
-    move |e| Error::CopyView {
-        op: op.into(),
-        path: path.clone(),
-        source: nix::errno::Errno::from_raw(e.raw_os_error()),
-    }
-}
-
-fn open_root(path: &Path) -> Result<OwnedFd, Error> {
-    rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(err("opening", path, b""))
-}
 
 fn cstr(bytes: &[u8]) -> CString {
     // Names come from readdir and baseline paths split at '/': never a NUL inside.
@@ -85,13 +64,11 @@ pub(crate) fn sync_into_upper(tree: &Path, upper: &Path, last: bool) -> Result<b
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => {
-            return Err(err("reading", &path, b"")(
-                Errno::from_io_error(&e).unwrap_or(Errno::IO),
-            ))
-        }
+        Err(e) => return Err(io_err("reading", &path)(e)),
     };
     let old = Baseline::decode(&text).ok_or_else(|| err("decoding", &path, b"")(Errno::INVAL))?;
+    // Before the first stat: what changes after it gets a ctime at least this.
+    let start = baseline::coarse_now();
     let mut s = Syncer {
         tree,
         tree_root: tree_fd,
@@ -102,28 +79,17 @@ pub(crate) fn sync_into_upper(tree: &Path, upper: &Path, last: bool) -> Result<b
         links: Links::new(),
         fix: HashSet::new(),
     };
-    let root = s
-        .tree_root
-        .try_clone()
-        .map_err(|e| err("opening", tree, b"")(Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
+    let root = s.tree_root.try_clone().map_err(io_err("opening", tree))?;
     s.dir(&root, &mut Vec::new())?;
     if last {
         let _ = std::fs::remove_file(&path);
     } else {
-        save(&s.new, &path)?;
-        super::populate::wait_past(s.new.entries.values().map(Entry::ctime).max());
+        // The container runs on: what it changes again in this clock tick keeps its
+        // ctime, so whatever was read in this tick is copied again next time.
+        s.new.mark_racy(start);
+        s.new.save(&path)?;
     }
     Ok(true)
-}
-
-/// Writes a baseline (to a temporary name, renamed into place).
-pub(crate) fn save(base: &Baseline, path: &Path) -> Result<(), Error> {
-    let tmp = path.with_extension("baseline-new");
-    let fail = |e: std::io::Error| {
-        err("writing", path, b"")(Errno::from_io_error(&e).unwrap_or(Errno::IO))
-    };
-    std::fs::write(&tmp, base.encode()).map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)
 }
 
 /// The opaque-directory xattr overlayfs would write here: `user.` with `userxattr` in
@@ -216,8 +182,9 @@ impl Syncer<'_> {
                         node::open_dir(dir, &name).map_err(err("opening", self.tree, &path))?;
                     if !e.unchanged(&st) {
                         let u = self.upper_dir(&path)?;
-                        node::set_meta_fd(&child, &st, &u)
-                            .map_err(self.up_err("setting metadata of", &path))?;
+                        let fail = self.up_err("setting metadata of", &path);
+                        node::remove_other_xattrs(&child, &u).map_err(&fail)?;
+                        node::set_meta_fd(&child, &st, &u).map_err(fail)?;
                         self.fix.insert(path.clone());
                     }
                     self.new
@@ -323,13 +290,4 @@ impl Syncer<'_> {
         }
         Ok(())
     }
-}
-
-/// The copied tree of a container whose supervisor has pid `supervisor` (see
-/// `sandbox::prepare`: `<work's parent>/.bake-sandbox-<pid>/copy-tree`).
-pub(crate) fn tree_of_container(work: &Path, supervisor: u32) -> PathBuf {
-    work.parent()
-        .map_or_else(std::env::temp_dir, Path::to_path_buf)
-        .join(format!(".bake-sandbox-{supervisor}"))
-        .join(super::TREE)
 }

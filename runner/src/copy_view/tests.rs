@@ -230,3 +230,120 @@ fn symlinks_never_lead_outside() {
         "pwned"
     );
 }
+
+/// A node read by a sync in the clock tick it changed in may change again in that tick
+/// without its ctime moving: the baseline must not vouch for it.
+#[test]
+fn entries_read_in_the_current_tick_are_racy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+    fs::write(&old, "o").unwrap();
+    let st = |p: &Path| {
+        let name = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        node::stat_at(&rustix::fs::CWD, &name).unwrap()
+    };
+    let mut base = baseline::Baseline::default();
+    base.entries
+        .insert(b"old".to_vec(), baseline::Entry::of(&st(&old), false));
+    // ctimes may run ahead of the coarse clock (multigrain timestamps, Linux 6.13).
+    baseline::wait_past(base.newest_ctime());
+    let start = baseline::coarse_now();
+    fs::write(&new, "n").unwrap();
+    base.entries
+        .insert(b"new".to_vec(), baseline::Entry::of(&st(&new), false));
+    base.entries
+        .insert(b"gone".to_vec(), baseline::Entry::hidden());
+    base.mark_racy(start);
+    assert!(base.entries[b"old".as_slice()].unchanged(&st(&old)));
+    let racy = base.entries[b"new".as_slice()];
+    assert!(!racy.unchanged(&st(&new)), "may have changed unseen");
+    assert!(racy.same_node(&st(&new)), "still the same node");
+    assert!(base.entries[b"gone".as_slice()].is_hidden());
+    let decoded = baseline::Baseline::decode(&base.encode()).unwrap();
+    assert_eq!(decoded, base);
+}
+
+/// A write right after a sync of a running container reaches the upper dir by the next.
+#[test]
+fn a_rewrite_right_after_a_sync_is_seen() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lowers = lowers(dir.path());
+    let (tree, upper) = (dir.path().join("tree"), dir.path().join("upper"));
+    fs::create_dir(&upper).unwrap();
+    prepare(&lowers, &upper, &tree).unwrap();
+    for round in ["aaaa", "bbbb", "cccc"] {
+        fs::write(tree.join("a/file1"), round).unwrap();
+        assert!(sync_into_upper(&tree, &upper, false).unwrap());
+        assert_eq!(fs::read_to_string(upper.join("a/file1")).unwrap(), round);
+    }
+    fs::write(tree.join("a/file1"), "dddd").unwrap();
+    assert!(sync_into_upper(&tree, &upper, true).unwrap());
+    assert_eq!(fs::read_to_string(upper.join("a/file1")).unwrap(), "dddd");
+}
+
+/// A container with CAP_MKNOD may swap a file it wrote for a device node while `bake
+/// diff` syncs: the host side must never open it (the tree is not `nodev` there).
+#[test]
+fn a_file_swapped_for_a_device_is_not_opened() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    fs::create_dir(&src).unwrap();
+    fs::create_dir(&dst).unwrap();
+    fs::write(src.join("f"), "file").unwrap();
+    let open = |p: &Path| {
+        rustix::fs::open(
+            p,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap()
+    };
+    let (sfd, dfd) = (open(&src), open(&dst));
+    let regular = node::stat_at(&sfd, c"f").unwrap();
+    fs::remove_file(src.join("f")).unwrap();
+    // A character device no driver serves: opening it fails with ENXIO.
+    let dev = rustix::fs::makedev(240, 77);
+    rustix::fs::mknodat(
+        &sfd,
+        c"f",
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        dev,
+    )
+    .unwrap();
+    assert!(!node::copy_leaf(&sfd, c"f", &regular, &dfd, None).unwrap());
+    assert!(fs::symlink_metadata(dst.join("f")).is_err());
+}
+
+/// An xattr removed from a directory copied up by an earlier sync goes from the upper
+/// dir too (overlay's own markers stay).
+#[test]
+fn a_removed_xattr_leaves_the_upper_dir() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lowers = lowers(dir.path());
+    let (tree, upper) = (dir.path().join("tree"), dir.path().join("upper"));
+    fs::create_dir(&upper).unwrap();
+    prepare(&lowers, &upper, &tree).unwrap();
+    let flags = rustix::fs::XattrFlags::empty();
+    rustix::fs::setxattr(tree.join("a"), "user.note", b"x", flags).unwrap();
+    assert!(sync_into_upper(&tree, &upper, false).unwrap());
+    let mut v = [0u8; 8];
+    assert_eq!(
+        rustix::fs::getxattr(upper.join("a"), "user.note", &mut v[..]),
+        Ok(1)
+    );
+    set_opaque(&upper.join("a"));
+    rustix::fs::removexattr(tree.join("a"), "user.note").unwrap();
+    assert!(sync_into_upper(&tree, &upper, true).unwrap());
+    assert!(rustix::fs::getxattr(upper.join("a"), "user.note", &mut v[..]).is_err());
+    assert!(opaque(&upper.join("a")), "overlay's own xattrs are kept");
+}

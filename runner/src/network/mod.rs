@@ -19,9 +19,10 @@
 
 mod ports;
 mod proxy;
+mod relay;
 mod slirp;
 
-pub use ports::{host_has_ipv6, PortMapping, Protocol};
+pub use ports::{PortMapping, Protocol};
 pub use proxy::{port_proxy_main, PORT_PROXY_ARG};
 pub(crate) use slirp::Slirp;
 

@@ -69,7 +69,7 @@ fn port(spec: &str, text: &str, what: &str) -> Result<u16, Error> {
 
 /// Whether this host can listen on IPv6 at all (`::1` on its loopback). Docker skips
 /// the `[::]` binding of a `-p` without address on a host without IPv6, quietly.
-pub fn host_has_ipv6() -> bool {
+pub(crate) fn host_has_ipv6() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
     *HAS.get_or_init(|| TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok())
 }

@@ -18,21 +18,16 @@
 //! sockets, the container's network namespace and a pipe. The proxy joins the
 //! namespace (sockets keep the namespace they were made in: the listeners stay on the
 //! host, the connections it opens are the container's), starts one thread per
-//! listener and reports ready on the pipe. It lives until the supervisor closes its
-//! end of a second pipe (or dies: parent-death SIGKILL), like slirp4netns.
+//! listener (`relay`) and reports ready on the pipe. It lives until the supervisor
+//! closes its end of a second pipe (or dies: parent-death SIGKILL), like slirp4netns.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{
-    Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV6, TcpListener, TcpStream, UdpSocket,
-};
+use std::net::{Ipv6Addr, SocketAddrV6, TcpListener, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use nix::sched::{setns, CloneFlags};
 use nix::sys::socket::{
@@ -42,7 +37,7 @@ use nix::sys::socket::{
 use rustix::pipe::{pipe_with, PipeFlags};
 use serde::{Deserialize, Serialize};
 
-use super::{PortMapping, Protocol, CONTAINER_ADDRESS};
+use super::{PortMapping, Protocol};
 use crate::Error;
 
 /// The hidden first argument that makes the bake binary act as the IPv6 port proxy:
@@ -51,10 +46,6 @@ pub const PORT_PROXY_ARG: &str = "__bake-port-proxy";
 
 /// The proxy's own messages (a failed start), kept in the sandbox's scratch dir.
 const LOG: &str = "port-proxy.log";
-
-/// How long a UDP client may stay silent before its relay socket is dropped (Docker's
-/// `docker-proxy` uses the same 90 s).
-const UDP_IDLE: Duration = Duration::from_secs(90);
 
 /// A socket bound IPv6-only to `ip`:`port` (listening, for TCP): an IPv6 binding
 /// must not take the port from `0.0.0.0` as a dual-stack socket would.
@@ -266,11 +257,11 @@ fn serve(
         match listener.protocol {
             Protocol::Tcp => {
                 let socket = TcpListener::from(fd);
-                std::thread::spawn(move || relay_tcp(&socket, port));
+                std::thread::spawn(move || super::relay::tcp(&socket, port));
             }
             Protocol::Udp => {
                 let socket = UdpSocket::from(fd);
-                std::thread::spawn(move || relay_udp(&socket, port));
+                std::thread::spawn(move || super::relay::udp(&socket, port));
             }
         }
     }
@@ -281,103 +272,10 @@ fn serve(
     ExitCode::SUCCESS
 }
 
-/// The container side of a relay: its address in its own namespace.
-fn upstream(port: u16) -> SocketAddr {
-    let ip: Ipv4Addr = CONTAINER_ADDRESS.parse().unwrap_or(Ipv4Addr::LOCALHOST);
-    SocketAddr::from((ip, port))
-}
-
-/// Accepts connections forever, each relayed on threads of its own.
-fn relay_tcp(listener: &TcpListener, port: u16) {
-    for client in listener.incoming() {
-        let Ok(client) = client else { continue };
-        std::thread::spawn(move || {
-            // Refused (nothing listens yet): the client sees its connection closed,
-            // as with docker-proxy.
-            if let Ok(server) = TcpStream::connect(upstream(port)) {
-                splice(client, server);
-            }
-        });
-    }
-}
-
-/// Copies both ways until both sides are done; a half-close is passed on.
-fn splice(client: TcpStream, server: TcpStream) {
-    let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone()) else {
-        return;
-    };
-    let up = std::thread::spawn(move || copy_half(client2, server2));
-    copy_half(server, client);
-    let _ = up.join();
-}
-
-fn copy_half(mut from: TcpStream, mut to: TcpStream) {
-    match std::io::copy(&mut from, &mut to) {
-        Ok(_) => {
-            let _ = to.shutdown(Shutdown::Write);
-        }
-        Err(_) => {
-            // A reset on one side ends both directions.
-            let _ = to.shutdown(Shutdown::Both);
-            let _ = from.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-/// Relays datagrams: one socket in the container's namespace per client address, whose
-/// replies go back to that client from the host socket; dropped after [`UDP_IDLE`].
-fn relay_udp(socket: &UdpSocket, port: u16) {
-    let flows: Arc<Mutex<HashMap<SocketAddr, UdpSocket>>> = Arc::default();
-    let mut buf = vec![0u8; 65536];
-    loop {
-        let Ok((n, client)) = socket.recv_from(&mut buf) else {
-            continue;
-        };
-        let existing = flows
-            .lock()
-            .ok()
-            .and_then(|f| f.get(&client).and_then(|s| s.try_clone().ok()));
-        let flow = match existing {
-            Some(flow) => flow,
-            None => {
-                let Some(flow) = open_flow(socket, port, client, &flows) else {
-                    continue;
-                };
-                flow
-            }
-        };
-        let _ = flow.send(&buf[..n]);
-    }
-}
-
-/// A relay socket for `client` plus the thread that returns its replies.
-fn open_flow(
-    host: &UdpSocket,
-    port: u16,
-    client: SocketAddr,
-    flows: &Arc<Mutex<HashMap<SocketAddr, UdpSocket>>>,
-) -> Option<UdpSocket> {
-    let flow = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
-    flow.connect(upstream(port)).ok()?;
-    flow.set_read_timeout(Some(UDP_IDLE)).ok()?;
-    let (replies, host) = (flow.try_clone().ok()?, host.try_clone().ok()?);
-    flows.lock().ok()?.insert(client, flow.try_clone().ok()?);
-    let flows = Arc::clone(flows);
-    std::thread::spawn(move || {
-        let mut buf = vec![0u8; 65536];
-        // A timeout (idle) or a refused send (ICMP port unreachable) ends the flow.
-        while let Ok(n) = replies.recv(&mut buf) {
-            let _ = host.send_to(&buf[..n], client);
-        }
-        if let Ok(mut flows) = flows.lock() {
-            flows.remove(&client);
-        }
-    });
-    Some(flow)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
 
     #[test]
