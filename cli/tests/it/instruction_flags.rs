@@ -333,7 +333,7 @@ fn copy_from_an_image_reference_and_a_stage_index() {
          FROM $BASE\n\
          ARG TOOLS={tools}\n\
          COPY --from=0 /zero.txt /got/zero.txt\n\
-         COPY --from=$TOOLS /bin/busybox /got/busybox\n\
+         COPY --from={tools} /bin/busybox /got/busybox\n\
          COPY --from={tools} /bin/busybox /got/busybox2\n"
     );
     let ctx = context(&dockerfile, &[]);

@@ -41,5 +41,6 @@ mod run_options;
 mod save_load;
 mod seccomp;
 mod secrets;
+mod semantics_extra;
 mod store_maintenance;
 mod transfer_progress;

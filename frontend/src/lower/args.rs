@@ -120,6 +120,13 @@ impl MetaArgs {
                 None => None,
             },
         };
+        // As BuildKit's `buildMetaArgs`: a declaration without a value
+        // does not replace a value the name already has (an earlier
+        // global ARG, or a predefined platform arg).
+        let value = match value {
+            Some(v) => Some(v),
+            None => self.lookup(&decl.name),
+        };
         self.args.retain(|(n, _)| n != &decl.name);
         self.args.push((decl.name.clone(), value));
         Ok(())
@@ -205,5 +212,27 @@ mod tests {
         );
         assert_eq!(meta.stage_value("TARGETARCH", None).as_deref(), Some("arm"));
         assert_eq!(meta.stage_value("OTHER", None), None);
+    }
+
+    #[test]
+    fn global_arg_without_value_keeps_the_value_it_had() {
+        let mut meta = MetaArgs::new(&BuildOptions::default());
+        let src = Source {
+            file: "D",
+            text: "x",
+        };
+        let mut consumed = BTreeSet::new();
+        for d in [
+            decl("TARGETARCH", None),
+            decl("A", Some("a")),
+            decl("A", None),
+        ] {
+            meta.declare(&src, '\\', &d, &mut consumed).unwrap();
+        }
+        let arch = Platform::host().architecture;
+        assert_eq!(meta.lookup("TARGETARCH"), Some(arch.clone()));
+        assert_eq!(meta.stage_value("TARGETARCH", None), Some(arch));
+        assert_eq!(meta.lookup("A").as_deref(), Some("a"));
+        assert_eq!(meta.stage_value("A", None).as_deref(), Some("a"));
     }
 }

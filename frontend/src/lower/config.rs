@@ -95,16 +95,34 @@ pub(crate) fn go_duration(text: &str) -> Option<i64> {
     Some(total as i64)
 }
 
-/// Whether `s` names a signal as Docker accepts it.
+/// The Linux signal names (without `SIG`) that moby's `signal.ParseSignal`
+/// knows; `RTMIN+n` and `RTMAX-n` are checked separately.
+const SIGNAL_NAMES: &[&str] = &[
+    "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL",
+    "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP",
+    "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ", "RTMIN", "RTMAX",
+];
+
+/// Whether `s` names a signal as BuildKit's STOPSIGNAL accepts it
+/// (moby `signal.ParseSignal`): a non-zero number, or a known name in any
+/// case, with or without `SIG` (`SIGTERM`, `term`, `RTMIN+3`).
 fn valid_signal(s: &str) -> bool {
-    if let Ok(n) = s.parse::<u32>() {
-        return (1..=64).contains(&n);
+    if let Ok(n) = s.parse::<i64>() {
+        return n != 0;
     }
-    let name = s.strip_prefix("SIG").unwrap_or(s);
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '+' || c == '-')
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let offset = |rest: &str| {
+        rest.parse::<u8>()
+            .is_ok_and(|n| (1..=15).contains(&n) && !rest.starts_with('+'))
+    };
+    if let Some(rest) = name.strip_prefix("RTMIN+") {
+        return offset(rest);
+    }
+    if let Some(rest) = name.strip_prefix("RTMAX-") {
+        return offset(rest);
+    }
+    SIGNAL_NAMES.contains(&name)
 }
 
 impl Lowerer<'_> {
@@ -388,10 +406,28 @@ mod tests {
 
     #[test]
     fn signals() {
-        for s in ["SIGTERM", "TERM", "9", "SIGRTMIN+3"] {
+        for s in [
+            "SIGTERM",
+            "TERM",
+            "9",
+            "SIGRTMIN+3",
+            "sigterm",
+            "Kill",
+            "RTMAX-14",
+            "SIGRTMAX",
+        ] {
             assert!(valid_signal(s), "{s}");
         }
-        for s in ["0", "sigterm", "", "SIG"] {
+        for s in [
+            "0",
+            "",
+            "SIG",
+            "SIGNOTASIGNAL",
+            "FOO",
+            "RTMIN+16",
+            "RTMAX-0",
+            "SIGRTMIN+",
+        ] {
             assert!(!valid_signal(s), "{s}");
         }
     }

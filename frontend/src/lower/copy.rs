@@ -146,10 +146,27 @@ impl Lowerer<'_> {
         }
     }
 
+    /// The value of `COPY --from`, which BuildKit never expands: a stage
+    /// graph must not depend on a stage's variables, so a value that
+    /// expansion would change is an error, as in BuildKit.
+    fn copy_from_value(&self, flag: &Option<Flag>) -> Result<Option<(String, Span)>, Error> {
+        let Some(f) = flag else { return Ok(None) };
+        let raw = f.value.clone().unwrap_or_default();
+        let unchanged =
+            crate::expand::word(&raw, self.df.directives.escape, &|_| None).is_ok_and(|v| v == raw);
+        if !unchanged {
+            return Err(self.src.error(
+                ErrorKind::InvalidValue,
+                f.span.clone(),
+                "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround".to_string(),
+            ));
+        }
+        Ok(Some((raw, f.span.clone())))
+    }
+
     fn prepare(
         &self,
         st: &Stage,
-        keyword: &str,
         paths: &Paths,
         chown: &Option<Flag>,
         chmod_flag: &Option<Flag>,
@@ -172,13 +189,6 @@ impl Lowerer<'_> {
         }
         let dest_raw = self.expand(st, &paths.dest.text, &paths.dest.span)?;
         let dest = path::destination(&st.workdir(), &dest_raw);
-        if paths.sources.len() > 1 && !dest.ends_with('/') {
-            return Err(self.src.error(
-                ErrorKind::Syntax,
-                paths.dest.span.clone(),
-                format!("When using {keyword} with more than one source file, the destination must be a directory and end with a /"),
-            ));
-        }
         let mut heredoc_actions = Vec::new();
         let mut sources = Vec::new();
         for w in &paths.sources {
@@ -294,12 +304,12 @@ impl Lowerer<'_> {
         ins: &Instruction,
         c: &ast::Copy,
     ) -> Result<(), Error> {
-        let p = self.prepare(st, "COPY", &c.paths, &c.chown, &c.chmod, &c.exclude)?;
+        let p = self.prepare(st, &c.paths, &c.chown, &c.chmod, &c.exclude)?;
         let root = self.root(st);
         let mut inputs = vec![root];
         let mut actions = p.heredoc_actions;
         if !p.sources.is_empty() {
-            let source = match self.flag_value(st, &c.from)? {
+            let source = match self.copy_from_value(&c.from)? {
                 Some((from, span)) => self.named_source(st.index, &from, span, &st.platform)?,
                 None => {
                     self.copy_ignored_file("COPY", &p.sources);
@@ -330,7 +340,7 @@ impl Lowerer<'_> {
         ins: &Instruction,
         a: &ast::Add,
     ) -> Result<(), Error> {
-        let p = self.prepare(st, "ADD", &a.paths, &a.chown, &a.chmod, &a.exclude)?;
+        let p = self.prepare(st, &a.paths, &a.chown, &a.chmod, &a.exclude)?;
         let checksum = self.flag_value(st, &a.checksum)?;
         let root = self.root(st);
         let mut inputs = vec![root];

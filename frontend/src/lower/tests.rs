@@ -620,7 +620,6 @@ fn errors() {
         (format!("FROM {BUSYBOX}\nENV A=\"${{B:?must be set}}\"\n"), ErrorKind::Expansion, "Dockerfile:2:5: B: must be set"),
         ("FROM missing:1\n".to_string(), ErrorKind::Resolve, "Dockerfile:1:6: failed to resolve image \"missing:1\": not found"),
         ("RUN x\nFROM a\n".to_string(), ErrorKind::Stage, "Dockerfile:1:1: RUN before the first FROM"),
-        (format!("FROM {BUSYBOX}\nCOPY a b c\n"), ErrorKind::Syntax, "the destination must be a directory and end with a /"),
         (format!("FROM {BUSYBOX}\nCOPY --chmod=9 a b\n"), ErrorKind::InvalidValue, "invalid chmod parameter: 9"),
         (format!("FROM {BUSYBOX}\nRUN --network=bogus x\n"), ErrorKind::InvalidValue, "unsupported network mode"),
         (format!("FROM {BUSYBOX}\nRUN --mount=type=nfs,target=/x x\n"), ErrorKind::InvalidValue, "unsupported mount type"),
@@ -628,6 +627,12 @@ fn errors() {
         (format!("FROM {BUSYBOX} AS a\nFROM {BUSYBOX} AS A\n"), ErrorKind::Stage, "duplicate stage name"),
         (format!("FROM {BUSYBOX}\nHEALTHCHECK --interval=1us CMD x\n"), ErrorKind::InvalidValue, "cannot be less than 1ms"),
         (format!("FROM {BUSYBOX}\nSTOPSIGNAL nope\n"), ErrorKind::InvalidValue, "Invalid signal: nope"),
+        (format!("FROM {BUSYBOX}\nSTOPSIGNAL SIGNOTASIGNAL\n"), ErrorKind::InvalidValue, "Invalid signal: SIGNOTASIGNAL"),
+        (
+            format!("ARG S=a\nFROM {BUSYBOX} AS a\nFROM {BUSYBOX}\nARG S\nCOPY --from=$S /x /x\n"),
+            ErrorKind::InvalidValue,
+            "variable expansion is not supported for --from",
+        ),
         (format!("FROM {BUSYBOX}\nADD --checksum=sha256:x a /\n"), ErrorKind::InvalidValue, "checksum can't be specified"),
     ];
     for (text, kind, want) in cases {

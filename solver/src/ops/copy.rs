@@ -21,9 +21,6 @@ use crate::ir::Copy;
 /// Why a copy failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Several sources need a directory destination ending in `/`.
-    #[error("when using COPY with more than one source file, the destination must be a directory and end with a /")]
-    MultipleSourcesNeedDir,
     /// A directory cannot replace a non-directory, and vice versa.
     #[error("cannot copy to non-directory: {0}")]
     NotADirectory(String),
@@ -101,16 +98,22 @@ pub fn copy_items(root: &Path, copy: &Copy, items: &[Item], attrs: &Attrs) -> Re
     let into_dir = copy.dest.ends_with('/');
     let dest_rel = beneath::resolve_beneath(root, &copy.dest, true)?;
     let dest_host = join(root, &dest_rel);
-    let dest_is_dir = fs::metadata(&dest_host)
-        .map(|m| m.is_dir())
-        .unwrap_or(false);
-    if (copy.src.len() > 1 || items.len() > 1) && !into_dir && !dest_is_dir {
-        return Err(Error::MultipleSourcesNeedDir);
-    }
     let mut links = HashMap::new();
     for item in items {
+        // Several sources and a destination without `/` are no error in
+        // BuildKit (moby/buildkit#1853): each source is copied to that path
+        // in turn, as if it were the only one, so whether the destination
+        // is a directory is asked again for every item.
+        let dest_is_dir = fs::metadata(&dest_host)
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
         if item.meta.is_dir() {
-            let created = ensure_dir(root, &dest_rel, Some((&item.meta, attrs)), attrs)?;
+            // A destination directory this copy has to create is made like
+            // its parents (0755, the `--chown` owner or root), not from the
+            // source directory: fsutil's `prepareTargetDir` makes it with
+            // `MkdirAll(dest, 0755, chown)` before copying the contents, so
+            // neither the source's mode and owner nor `--chmod` reach it.
+            let created = ensure_dir(root, &dest_rel, None, attrs)?;
             // Below a directory this copy just created nothing exists yet:
             // no entry needs the `lstat` that checks what it replaces.
             copy_entries(&dest_host, &item.entries, attrs, &mut links, created)?;

@@ -100,9 +100,15 @@ fn copy_file_into_dir_and_as_name_012_024() {
     // A file onto an existing directory lands inside it.
     run(&f, &copy(&["c.md"], "/w"), &ctx_attrs()).unwrap();
     assert!(f.root.join("w/c.md").is_file());
-    // Several sources need a directory.
-    let err = run(&f, &copy(&["a.txt", "b.txt"], "/nodir"), &ctx_attrs()).unwrap_err();
-    assert!(err.contains("must be a directory"), "{err}");
+    // Several sources and no trailing `/`: no error, as in BuildKit
+    // (moby/buildkit#1853); each source is copied to that path in turn.
+    run(&f, &copy(&["a.txt", "b.txt"], "/nodir"), &ctx_attrs()).unwrap();
+    assert_eq!(fs::read_to_string(f.root.join("nodir")).unwrap(), "b.txt");
+    run(&f, &copy(&["*.txt"], "/nodir2"), &ctx_attrs()).unwrap();
+    assert_eq!(fs::read_to_string(f.root.join("nodir2")).unwrap(), "b.txt");
+    // … and onto an existing directory both land inside it.
+    run(&f, &copy(&["a.txt", "b.txt"], "/w"), &ctx_attrs()).unwrap();
+    assert!(f.root.join("w/a.txt").is_file() && f.root.join("w/b.txt").is_file());
 }
 
 #[test]
@@ -216,6 +222,12 @@ fn chmod_applies_to_tree_not_existing_dest_021() {
     assert_eq!(mode(&f.root.join("dir/sub")), 0o750);
     assert_eq!(mode(&f.root.join("dir/sub/y")), 0o750);
     assert_eq!(mode(&f.root.join("dir/x")), 0o750);
+    // A destination directory the copy creates is 0755 (fsutil's
+    // `prepareTargetDir`), whatever the source's mode and `--chmod`.
+    fs::set_permissions(f.ctx.join("dir"), fs::Permissions::from_mode(0o711)).unwrap();
+    run(&f, &copy(&["dir"], "/newdir"), &attrs).unwrap();
+    assert_eq!(mode(&f.root.join("newdir")), 0o755);
+    assert_eq!(mode(&f.root.join("newdir/sub")), 0o750);
 }
 
 #[test]

@@ -155,7 +155,20 @@ fn expand(
     out: &mut Vec<String>,
 ) -> Result<(), Error> {
     let Some((seg, rest)) = segs.split_first() else {
-        out.push(prefix.to_string());
+        // Literal segments after a wildcard (`src/*/f.txt`) name paths that
+        // need not exist under every match: like BuildKit's walk, only
+        // paths that are there (and not excluded) are matches.
+        let path = beneath::host_path(tree.root, prefix, false)?;
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if tree.visible(prefix, meta.is_dir()) => out.push(prefix.to_string()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) => {}
+            Err(e) => return Err(read_err(&path)(e)),
+        }
         return Ok(());
     };
     let join = |name: &str| {
@@ -408,6 +421,12 @@ mod tests {
             Err(Error::NotFound(_))
         ));
         assert!(select(&tree, &copy(&["nomatch*"])).unwrap().is_empty());
+        // a literal segment after a wildcard matches only where it exists
+        assert_eq!(
+            names(&select(&tree, &copy(&["*/k"])).unwrap()),
+            [] as [&str; 0]
+        );
+        assert_eq!(names(&select(&tree, &copy(&["d*/x"])).unwrap()), ["dir/x"]);
         assert!(matches!(
             select(&tree, &copy(&["missing"])),
             Err(Error::NotFound(_))
