@@ -9,7 +9,11 @@
 use crate::digest::Key;
 use crate::ir::Digest;
 
-const KEY_DOMAIN: &[u8] = b"bake.cache-key.v1\0";
+/// Changed whenever an op gives another result for the same definition, so a
+/// store (or an imported cache) filled by an older bake is not served as if it
+/// were right. v2: COPY's destination-dir mode and owner, wildcard selection
+/// through dirs without the rest of the path, several sources to one path.
+const KEY_DOMAIN: &[u8] = b"bake.cache-key.v2\0";
 
 /// The cache key from an op digest and the inputs' content keys, in input
 /// order.
