@@ -5,13 +5,17 @@
 //! cache is opened; layer blobs are fetched when a build needs them.
 //!
 //! Kept apart from [`crate::transfer`] (images) on purpose: a cache is not
-//! an image, it is never tagged in the store or unpacked as a whole.
+//! an image, it is never tagged in the store or unpacked as a whole. Its
+//! blobs still travel the image's way (`Store::send_blob`: HEAD, then a
+//! cross-repository mount, then an upload with retries), so a cache pushed
+//! next to its image mounts the layers the image push sent.
 
 use crate::cache_export::{BlobSource, CacheManifest, Imported};
 use crate::layout::Store;
-use crate::oci::{media_types, Digest};
+use crate::oci::{media_types, Descriptor, Digest};
 use crate::reference::Reference;
 use crate::registry::{Client, RegistryOptions};
+use crate::transfer::{self, TransferEvent};
 
 /// Why a cache could not be pushed or pulled.
 #[derive(Debug, thiserror::Error)]
@@ -45,36 +49,60 @@ pub enum Error {
 
 impl Store {
     /// Pushes a cache manifest and its blobs (those the repository lacks)
-    /// to `reference`; returns the manifest digest.
+    /// to `reference`; returns the manifest digest. See
+    /// [`Store::push_cache_with`].
     ///
     /// # Errors
-    /// [`Error::Registry`] when the registry refuses, [`Error::Blob`] when a
-    /// blob is missing locally.
+    /// As [`Store::push_cache_with`].
     pub fn push_cache(
         &self,
         cache: &CacheManifest,
         reference: &Reference,
         opts: &RegistryOptions,
     ) -> Result<Digest, Error> {
+        self.push_cache_with(cache, reference, opts, &|_| {})
+    }
+
+    /// Pushes a cache manifest and its blobs to `reference`, reporting
+    /// each blob to `progress`; returns the manifest digest.
+    ///
+    /// Blobs go the way an image's do ([`Store::push_with`]), a few at a
+    /// time: a HEAD skips those the repository has, a cross-repository
+    /// mount links those another repository of the registry is known to
+    /// hold (the image's own layers, pushed or pulled before), the rest
+    /// are uploaded with the client's retries; the repository is then
+    /// recorded as holding them. The manifest goes last.
+    ///
+    /// # Errors
+    /// [`Error::Blob`] when a blob of the cache is missing from the store
+    /// (checked before anything is sent), [`Error::Registry`] when the
+    /// registry refuses.
+    pub fn push_cache_with(
+        &self,
+        cache: &CacheManifest,
+        reference: &Reference,
+        opts: &RegistryOptions,
+        progress: &dyn Fn(TransferEvent),
+    ) -> Result<Digest, Error> {
         let registry_err = |op| registry_error(reference, op);
-        let client = Client::new(&reference.registry, opts).map_err(registry_err("connect to"))?;
-        let repo = reference.repository.as_str();
-        for d in cache.blobs() {
-            if client
-                .head_blob(repo, &d.digest)
-                .map_err(registry_err("check blob for"))?
-            {
-                continue;
-            }
-            let mut file = self.open_blob(&d.digest).map_err(|source| Error::Blob {
+        let blobs: Vec<&Descriptor> = cache.blobs().collect();
+        for d in &blobs {
+            self.open_blob(&d.digest).map_err(|source| Error::Blob {
                 digest: d.digest.clone(),
                 reference: reference.to_string(),
                 source,
             })?;
-            client
-                .put_blob(repo, &d.digest, d.size, &mut file)
-                .map_err(registry_err("push blob to"))?;
         }
+        let client = Client::new(&reference.registry, opts).map_err(registry_err("connect to"))?;
+        let repo = reference.repository.as_str();
+        let known = self.known_blobs();
+        transfer::run_parallel(
+            blobs.len(),
+            |i, emit, cancel| self.send_blob(&client, &known, repo, blobs[i], emit, cancel),
+            progress,
+            |_, ()| Ok(()),
+        )
+        .map_err(registry_err("push blob to"))?;
         let tag = match (&reference.tag, &reference.digest) {
             (Some(t), _) => t.clone(),
             (None, Some(d)) => d.to_string(),

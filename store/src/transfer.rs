@@ -207,7 +207,7 @@ enum Message<R> {
 /// result to `finished` as it arrives. The first error (from a job or from
 /// `finished`) cancels what has not started and is returned once every
 /// worker has stopped.
-fn run_parallel<R: Send>(
+pub(crate) fn run_parallel<R: Send>(
     n: usize,
     job: impl Fn(usize, &dyn Fn(TransferEvent), &AtomicBool) -> Result<R, Error> + Sync,
     progress: &dyn Fn(TransferEvent),
@@ -584,8 +584,9 @@ impl Store {
     }
 
     /// Uploads one stored blob unless the repository already has it or
-    /// the registry can mount it from a repository known to hold it.
-    fn send_blob(
+    /// the registry can mount it from a repository known to hold it (image
+    /// and cache pushes).
+    pub(crate) fn send_blob(
         &self,
         client: &Client,
         known: &KnownBlobs,

@@ -13,6 +13,7 @@ use bake_solver::remote_cache::{cache_mount_ids, RemoteCaches};
 use bake_solver::Solved;
 use bake_store::cache_export::{self, CacheMountDir, ExportRecord, Imported};
 use bake_store::registry::RegistryOptions;
+use bake_store::transfer::TransferEvent;
 use bake_store::{Reference, Store};
 
 /// Which records an export holds (BuildKit's `mode`).
@@ -298,10 +299,23 @@ pub fn export(
             Ok(format!("exported cache to {} ({what})", dest.display()))
         }
         Location::Registry(r) => {
+            // Counted per blob (events arrive on this thread).
+            let [pushed, mounted, present] = [(); 3].map(|()| std::cell::Cell::new(0));
+            let count = |c: &std::cell::Cell<usize>| c.set(c.get() + 1);
             let digest = store
-                .push_cache(&cache, r, opts)
+                .push_cache_with(&cache, r, opts, &|e| match e {
+                    TransferEvent::Done { .. } => count(&pushed),
+                    TransferEvent::Mounted { .. } => count(&mounted),
+                    TransferEvent::Skipped { .. } => count(&present),
+                    _ => {}
+                })
                 .with_context(|| format!("pushing the cache to {r}"))?;
-            Ok(format!("exported cache to {r}@{digest} ({what})"))
+            Ok(format!(
+                "exported cache to {r}@{digest} ({what}: {} pushed, {} mounted, {} already there)",
+                pushed.get(),
+                mounted.get(),
+                present.get()
+            ))
         }
         Location::Inline => bail!("inline cache is written with the image"),
     }

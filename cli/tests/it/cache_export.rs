@@ -403,6 +403,79 @@ fn cache_mount_contents_travel_with_cache_mounts_true() {
 }
 
 #[test]
+fn a_tampered_cache_mount_blob_in_a_local_cache_is_refused_by_digest() {
+    let Some((_reg, base, bake)) = setup() else {
+        return;
+    };
+    let writer = dockerfile_context(
+        "ARG BASE\nFROM ${BASE}\n\
+         RUN --mount=type=cache,id=pkgs,target=/var/cache/pkgs \
+         echo downloaded > /var/cache/pkgs/pkg.txt\n",
+    );
+    let cache = cache_dir();
+    let to = format!(
+        "type=local,dest={},cache-mounts=true",
+        cache.path().display()
+    );
+    build(
+        &bake,
+        writer.path(),
+        "writer:1",
+        &base,
+        &["--cache-to", &to],
+    );
+    // Swap the mount's blob for a well-formed gzip tar with other content:
+    // only its digest can tell.
+    let layers = cache_layers(cache.path());
+    let mount = layers
+        .iter()
+        .find(|l| l["annotations"]["dev.bake.cache-mount.id"] == "pkgs")
+        .unwrap_or_else(|| panic!("no cache-mount layer in {layers:?}"));
+    let digest = mount["digest"].as_str().unwrap().to_string();
+    let blob = cache
+        .path()
+        .join("blobs/sha256")
+        .join(digest.strip_prefix("sha256:").unwrap());
+    let forged = cache_dir();
+    std::fs::write(forged.path().join("pkg.txt"), "tampered\n").unwrap();
+    let tar = Command::new("tar")
+        .arg("-czf")
+        .arg(&blob)
+        .arg("-C")
+        .arg(forged.path())
+        .arg("pkg.txt")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+
+    let reader = dockerfile_context(
+        "ARG BASE\nFROM ${BASE}\n\
+         RUN --mount=type=cache,id=pkgs,target=/var/cache/pkgs \
+         (cat /var/cache/pkgs/pkg.txt 2>/dev/null || echo empty) > /seen.txt\n\
+         CMD [\"cat\", \"/seen.txt\"]\n",
+    );
+    let from = format!("type=local,src={}", cache.path().display());
+    let fresh = Bake::new();
+    let (out, _) = build(
+        &fresh,
+        reader.path(),
+        "reader:1",
+        &base,
+        &["--cache-from", &from],
+    );
+    // Reported by digest, not restored, and the build goes on without it
+    // (as any cache mount that cannot be restored).
+    assert!(
+        out.stderr.contains("WARNING")
+            && out.stderr.contains(&digest)
+            && out.stderr.contains("does not match its content"),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("restored cache mount"), "{out}");
+    assert_eq!(fresh.ok(&["run", "--rm", "reader:1"]).stdout, "empty\n");
+}
+
+#[test]
 fn a_malformed_cache_to_is_a_clear_error() {
     let bake = Bake::new();
     for (spec, want) in [

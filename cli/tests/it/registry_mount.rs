@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::harness::{build_case, setup, Output, Registry};
+use crate::harness::{base_arg, build_case, setup, Output, Registry};
 
 /// The layer digests of `name` as skopeo sees them.
 fn layers(name: &str) -> Vec<String> {
@@ -79,4 +79,70 @@ fn a_push_to_a_second_repository_mounts_every_blob() {
         assert_eq!(head_blob(&reg, "b/two", digest), "200", "{digest}");
     }
     assert_eq!(layers(&one), layer_digests);
+}
+
+#[test]
+fn a_registry_cache_pushed_to_a_second_repository_mounts_its_blobs() {
+    let Some((reg, base, bake)) = setup() else {
+        return;
+    };
+    let host = &reg.addr;
+    let first = format!("type=registry,ref={host}/cache/one:c,mode=max");
+    let (ctx, out) = build_case(&bake, "two-stage", "app:1", &base, &["--cache-to", &first]);
+    // The first export uploads what the registry lacks; the base layer
+    // came from library/busybox and is mounted from there.
+    let summary = |out: &Output| {
+        out.stderr
+            .lines()
+            .find(|l| l.contains("exported cache to"))
+            .unwrap_or_else(|| panic!("no export line in:\n{out}"))
+            .to_string()
+    };
+    let line = summary(&out);
+    assert!(!line.contains(" 0 pushed"), "{line}");
+
+    let second = format!("type=registry,ref={host}/cache/two:c,mode=max");
+    let [a, b] = base_arg(&base);
+    let out = bake.ok(&[
+        "build",
+        "--progress=plain",
+        "-t",
+        "app:1",
+        &a,
+        &b,
+        "--cache-to",
+        &second,
+        ctx.path().to_str().unwrap(),
+    ]);
+    // Every blob of the second cache (layers and cache config) is linked
+    // from the first repository: none is uploaded.
+    let line = summary(&out);
+    assert!(line.contains(" 0 pushed"), "{line}");
+    assert!(!line.contains(" 0 mounted"), "{line}");
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{host}/cache/two:c"))
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let blobs: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(std::iter::once(&manifest["config"]))
+        .map(|d| d["digest"].as_str().unwrap())
+        .collect();
+    assert!(
+        line.contains(&format!("{} mounted", blobs.len())),
+        "{line} ({} blobs)",
+        blobs.len()
+    );
+    for digest in blobs {
+        assert_eq!(head_blob(&reg, "cache/two", digest), "200", "{digest}");
+    }
 }

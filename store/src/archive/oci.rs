@@ -249,6 +249,24 @@ impl Store {
         }
     }
 
+    /// Writes an OCI layout directory (created if missing) holding `blobs`
+    /// from the store, those it lacks, and exactly `entries` in an
+    /// `index.json` replaced in one rename; files are written to a temp
+    /// name, fsynced and renamed, so a reader sees the old layout or the
+    /// new one. The build cache's local exporter writes its layout here.
+    ///
+    /// # Errors
+    /// [`Error::Blob`] when a blob is missing from the store,
+    /// [`Error::Write`] naming the file that could not be written.
+    pub(crate) fn write_layout_dir(
+        &self,
+        dir: &Path,
+        blobs: &[Descriptor],
+        entries: Vec<Descriptor>,
+    ) -> Result<(), Error> {
+        self.write_layout(&mut DirSink(dir.to_path_buf()), blobs, entries)
+    }
+
     fn write_layout(
         &self,
         sink: &mut dyn Sink,

@@ -82,6 +82,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The cache's OCI layout directory could not be written.
+    #[error("cannot write the cache to {}", dest.display())]
+    Layout {
+        /// The layout directory.
+        dest: PathBuf,
+        /// The cause (names the file).
+        #[source]
+        source: Box<crate::archive::oci::Error>,
+    },
     /// A document of the cache is not what it should be.
     #[error("invalid cache {what} in {source_name}: {reason}")]
     Invalid {
@@ -100,6 +109,19 @@ pub enum Error {
         source_name: String,
         /// The config media type found.
         media_type: String,
+    },
+    /// A blob of an imported cache does not hash to its digest (a corrupt
+    /// or tampered cache directory).
+    #[error(
+        "cache blob {blob} in {source_name} does not match its content (it hashes to {actual})"
+    )]
+    DigestMismatch {
+        /// The digest the cache names the blob by.
+        blob: Digest,
+        /// The cache (directory or reference).
+        source_name: String,
+        /// What its bytes hash to.
+        actual: Digest,
     },
     /// A layer a cache hit named is in none of the imported caches.
     #[error("layer {diff_id} is in no imported cache")]

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Error, Imported, ImportedMount};
+use crate::blobs::DigestReader;
 use crate::layer::{self, Compression, Encoder};
 use crate::layout::Store;
 use crate::oci::{Descriptor, Digest};
@@ -70,7 +71,9 @@ impl Imported {
     /// layers), given the recorded owner and mode, and renamed into place.
     ///
     /// # Errors
-    /// [`Error::UnpackMount`] for a malformed tar or unwritable directory.
+    /// [`Error::DigestMismatch`] for a blob whose bytes are not the ones
+    /// its digest names (nothing of it is restored), [`Error::UnpackMount`]
+    /// for a malformed tar or unwritable directory.
     pub fn restore_mounts(
         &self,
         dir_of: &dyn Fn(&str) -> Option<PathBuf>,
@@ -102,14 +105,34 @@ impl Imported {
             .map_err(Error::io("mkdir", parent))?;
         let staged = staging.path().join("dir");
         std::fs::create_dir(&staged).map_err(Error::io("mkdir", &staged))?;
-        let reader = self.open_blob(&blob.digest)?;
-        let (_, reader) = layer::decompress(reader, Some(&blob.media_type)).map_err(|source| {
-            unpack_err(layer::Error::Write {
+        // A local cache directory is not verified by anyone else (a
+        // registry's blob reader is): hash the blob while it is unpacked.
+        let mut raw = DigestReader::new(self.open_blob(&blob.digest)?);
+        let unpacked = layer::decompress(&mut raw, Some(&blob.media_type))
+            .map_err(|source| layer::Error::Write {
                 entry: "(compressed stream)".into(),
                 source,
             })
+            .and_then(|(_, reader)| layer::unpack(reader, &staged));
+        // The tar ends before the compressed stream does (its trailer, a
+        // truncated or padded blob): the digest covers every byte. A blob
+        // that does not match is reported as that, not as the malformed
+        // tar it probably also is; the staged files are dropped either way.
+        let blob_name = format!("{} of {}", blob.digest, self.name());
+        std::io::copy(&mut raw, &mut std::io::sink()).map_err(|source| Error::Io {
+            op: "read cache blob",
+            path: PathBuf::from(&blob_name),
+            source,
         })?;
-        layer::unpack(reader, &staged).map_err(unpack_err)?;
+        let (actual, _) = raw.finish();
+        if actual != blob.digest {
+            return Err(Error::DigestMismatch {
+                blob: blob.digest.clone(),
+                source_name: self.name().to_string(),
+                actual,
+            });
+        }
+        unpacked.map_err(unpack_err)?;
         if let Some((uid, gid)) = m.owner {
             std::os::unix::fs::chown(&staged, Some(uid), Some(gid))
                 .map_err(Error::io("chown", &staged))?;
