@@ -5,9 +5,10 @@
 # the tests check images with (skopeo, umoci, oci-image-tool, podman + runc),
 # git and zstd for ADD sources, slirp4netns for published ports, openssl for
 # the token-auth test registry, and libseccomp-dev, which building bake needs
-# (the runner links libseccomp). Idempotent; needs root.
+# (the runner links libseccomp); debootstrap only for the debian base image of
+# scripts/conformance-extra.sh. Idempotent; needs root.
 set -euo pipefail
-pkgs=(docker-registry openssl podman runc busybox-static skopeo umoci oci-image-tool jq curl python3 git tar zstd util-linux iproute2 ca-certificates slirp4netns libseccomp-dev uidmap)
+pkgs=(docker-registry openssl podman runc busybox-static skopeo umoci oci-image-tool jq curl python3 git tar zstd util-linux iproute2 ca-certificates slirp4netns libseccomp-dev uidmap debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

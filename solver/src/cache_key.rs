@@ -12,7 +12,8 @@ use crate::ir::Digest;
 /// Changed whenever an op gives another result for the same definition, so a
 /// store (or an imported cache) filled by an older bake is not served as if it
 /// were right. v2: COPY's destination-dir mode and owner, wildcard selection
-/// through dirs without the rest of the path, several sources to one path.
+/// through dirs without the rest of the path, several sources to one path,
+/// file capabilities kept by ADD of a tar and COPY --from.
 const KEY_DOMAIN: &[u8] = b"bake.cache-key.v2\0";
 
 /// The cache key from an op digest and the inputs' content keys, in input

@@ -41,6 +41,7 @@ mod run_options;
 mod save_load;
 mod seccomp;
 mod secrets;
+mod semantics_debian;
 mod semantics_extra;
 mod store_maintenance;
 mod transfer_progress;

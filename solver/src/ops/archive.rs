@@ -5,6 +5,12 @@
 //! leave it, hard link targets are resolved the same way, and an existing
 //! destination directory keeps its own metadata (the archive's `.` entry is
 //! skipped, as Docker does).
+//!
+//! A file's `security.capability` (PAX `SCHILY.xattr.security.capability`,
+//! what `tar --xattrs` and Go's archive/tar write) is applied after its
+//! owner, as moby's `archive.Untar` (which BuildKit's ADD uses) does:
+//! chown(2) would clear it. Other xattrs are not carried, like layers
+//! (`bake_store::layer` keeps only capabilities).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read};
@@ -213,6 +219,7 @@ pub fn extract(path: &Path, dest: &Path) -> Result<(), Error> {
             continue;
         }
         if kind.is_file() || kind.is_contiguous() {
+            let cap = file_capability(&mut entry).map_err(read)?;
             let mut f = OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -224,6 +231,18 @@ pub fn extract(path: &Path, dest: &Path) -> Result<(), Error> {
             std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).map_err(werr)?;
             f.set_permissions(fs::Permissions::from_mode(mode))
                 .map_err(werr)?;
+            if let Some(cap) = cap {
+                // Best effort like moby's `BestEffortXattrs` (EPERM, ENOTSUP).
+                match rustix::fs::fsetxattr(
+                    &f,
+                    CAPABILITY_XATTR,
+                    &cap,
+                    rustix::fs::XattrFlags::empty(),
+                ) {
+                    Ok(()) | Err(rustix::io::Errno::PERM | rustix::io::Errno::NOTSUP) => {}
+                    Err(e) => return Err(werr(e.into())),
+                }
+            }
             drop(f);
             set_mtime(&target, mtime).map_err(werr)?;
             continue;
@@ -259,6 +278,24 @@ pub fn extract(path: &Path, dest: &Path) -> Result<(), Error> {
         })?;
     }
     Ok(())
+}
+
+/// The xattr that holds file capabilities (`setcap`).
+pub(crate) const CAPABILITY_XATTR: &str = "security.capability";
+
+/// The `security.capability` value an entry's PAX records carry, if any.
+fn file_capability<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Option<Vec<u8>>> {
+    let key = format!("SCHILY.xattr.{CAPABILITY_XATTR}");
+    let Some(records) = entry.pax_extensions()? else {
+        return Ok(None);
+    };
+    for record in records {
+        let record = record?;
+        if record.key_bytes() == key.as_bytes() {
+            return Ok(Some(record.value_bytes().to_vec()));
+        }
+    }
+    Ok(None)
 }
 
 fn set_mtime(path: &Path, mtime: u64) -> io::Result<()> {

@@ -293,6 +293,9 @@ fn write_entry(
             .map_err(io_err("create", target))?;
         io::copy(&mut from, &mut to).map_err(io_err("copy to", target))?;
         finish_file(&to, target, ids, attrs.mode(meta), meta)?;
+        if !attrs.from_context {
+            copy_capability(&from, src, &to, target)?;
+        }
         return Ok(());
     }
     // Devices, fifos, sockets: recreate the node.
@@ -306,6 +309,32 @@ fn write_entry(
     }
     set_owner_mode(target, ids, Some(attrs.mode(meta)))?;
     set_times(target, meta)
+}
+
+/// Carries a file's `security.capability` from a stage or image to its
+/// copy, after the chown that would clear it: fsutil's copy (BuildKit's
+/// `COPY --from`) copies xattrs, so a `setcap` binary copied out of a build
+/// stage keeps its capabilities. Files from a build context do not get
+/// here: BuildKit's context transfer drops them (moby/buildkit#2250).
+fn copy_capability(from: &File, src: &Path, to: &File, target: &Path) -> Result<(), Error> {
+    use rustix::fs::{fgetxattr, fsetxattr, XattrFlags};
+    let mut buf = [0u8; 64];
+    let n = match fgetxattr(from, archive::CAPABILITY_XATTR, &mut buf) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::NODATA | rustix::io::Errno::NOTSUP) => return Ok(()),
+        Err(e) => return Err(io_err("read capabilities of", src)(e.into())),
+    };
+    match fsetxattr(
+        to,
+        archive::CAPABILITY_XATTR,
+        &buf[..n],
+        XattrFlags::empty(),
+    ) {
+        // Best effort where the file system or user namespace refuses it,
+        // as BuildKit's xattr error handler (a warning, not a failed COPY).
+        Ok(()) | Err(rustix::io::Errno::PERM | rustix::io::Errno::NOTSUP) => Ok(()),
+        Err(e) => Err(io_err("set capabilities on", target)(e.into())),
+    }
 }
 
 /// chown before chmod: chown(2) clears setuid/setgid.

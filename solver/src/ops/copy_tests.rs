@@ -396,3 +396,83 @@ fn add_extracts_xz_and_bzip2_tars_042() {
         assert_eq!(fs::read_link(r.join("link")).unwrap(), Path::new("one.txt"));
     }
 }
+
+/// A v2 `security.capability` value: cap_net_raw (bit 13) permitted and
+/// effective, as `setcap cap_net_raw+ep` writes it.
+const NET_RAW_CAP: [u8; 20] = [
+    1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+fn capability(p: &Path) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 64];
+    rustix::fs::getxattr(p, archive::CAPABILITY_XATTR, &mut buf)
+        .ok()
+        .map(|n| buf[..n].to_vec())
+}
+
+/// ADD of a tar keeps an entry's file capabilities (PAX
+/// `SCHILY.xattr.security.capability`), set after its owner (case 311's
+/// theme; bake dropped them, moby's `Untar` applies them).
+#[test]
+fn add_keeps_file_capabilities_from_pax_records() {
+    if !is_root() {
+        eprintln!("skipped: setting security.capability needs root");
+        return;
+    }
+    let f = fixture();
+    let mut b = tar::Builder::new(File::create(f.ctx.join("cap.tar")).unwrap());
+    b.append_pax_extensions([("SCHILY.xattr.security.capability", &NET_RAW_CAP[..])])
+        .unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o755);
+    h.set_uid(1234);
+    h.set_gid(1234);
+    h.set_size(3);
+    b.append_data(&mut h.clone(), "ping", &b"elf"[..]).unwrap();
+    b.append_data(&mut h, "plain", &b"elf"[..]).unwrap();
+    b.finish().unwrap();
+    let mut c = copy(&["cap.tar"], "/usr/bin/");
+    c.unpack_archives = true;
+    run(&f, &c, &ctx_attrs()).unwrap();
+    let ping = f.root.join("usr/bin/ping");
+    assert_eq!(capability(&ping).as_deref(), Some(&NET_RAW_CAP[..]));
+    assert_eq!(fs::metadata(&ping).unwrap().uid(), 1234);
+    assert_eq!(capability(&f.root.join("usr/bin/plain")), None);
+}
+
+/// `COPY --from` a stage keeps a file's capabilities, also with `--chown`
+/// (whose chown would clear them); a file from the build context does not
+/// carry them, as in BuildKit (moby/buildkit#2250).
+#[test]
+fn copy_from_a_stage_keeps_file_capabilities_context_copy_does_not() {
+    if !is_root() {
+        eprintln!("skipped: setting security.capability needs root");
+        return;
+    }
+    let f = fixture();
+    fs::write(f.ctx.join("ping"), "elf").unwrap();
+    rustix::fs::setxattr(
+        f.ctx.join("ping"),
+        archive::CAPABILITY_XATTR,
+        &NET_RAW_CAP,
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    let stage = Attrs {
+        from_context: false,
+        ..ctx_attrs()
+    };
+    run(&f, &copy(&["ping"], "/stage/ping"), &stage).unwrap();
+    let chowned = Attrs {
+        chown: Some(Ids { uid: 7, gid: 7 }),
+        ..stage.clone()
+    };
+    run(&f, &copy(&["ping"], "/stage/ping-chowned"), &chowned).unwrap();
+    run(&f, &copy(&["ping"], "/ctx/ping"), &ctx_attrs()).unwrap();
+    let stage_cap = capability(&f.root.join("stage/ping"));
+    assert_eq!(stage_cap.as_deref(), Some(&NET_RAW_CAP[..]));
+    let chowned_cap = capability(&f.root.join("stage/ping-chowned"));
+    assert_eq!(chowned_cap.as_deref(), Some(&NET_RAW_CAP[..]));
+    assert_eq!(capability(&f.root.join("ctx/ping")), None);
+}
