@@ -48,21 +48,6 @@ pub enum Error {
 }
 
 impl Store {
-    /// Pushes a cache manifest and its blobs (those the repository lacks)
-    /// to `reference`; returns the manifest digest. See
-    /// [`Store::push_cache_with`].
-    ///
-    /// # Errors
-    /// As [`Store::push_cache_with`].
-    pub fn push_cache(
-        &self,
-        cache: &CacheManifest,
-        reference: &Reference,
-        opts: &RegistryOptions,
-    ) -> Result<Digest, Error> {
-        self.push_cache_with(cache, reference, opts, &|_| {})
-    }
-
     /// Pushes a cache manifest and its blobs to `reference`, reporting
     /// each blob to `progress`; returns the manifest digest.
     ///
@@ -77,7 +62,7 @@ impl Store {
     /// [`Error::Blob`] when a blob of the cache is missing from the store
     /// (checked before anything is sent), [`Error::Registry`] when the
     /// registry refuses.
-    pub fn push_cache_with(
+    pub fn push_cache(
         &self,
         cache: &CacheManifest,
         reference: &Reference,

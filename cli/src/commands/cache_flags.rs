@@ -303,7 +303,7 @@ pub fn export(
             let [pushed, mounted, present] = [(); 3].map(|()| std::cell::Cell::new(0));
             let count = |c: &std::cell::Cell<usize>| c.set(c.get() + 1);
             let digest = store
-                .push_cache_with(&cache, r, opts, &|e| match e {
+                .push_cache(&cache, r, opts, &|e| match e {
                     TransferEvent::Done { .. } => count(&pushed),
                     TransferEvent::Mounted { .. } => count(&mounted),
                     TransferEvent::Skipped { .. } => count(&present),
