@@ -100,13 +100,6 @@ pub fn copy_items(root: &Path, copy: &Copy, items: &[Item], attrs: &Attrs) -> Re
     let dest_host = join(root, &dest_rel);
     let mut links = HashMap::new();
     for item in items {
-        // Several sources and a destination without `/` are no error in
-        // BuildKit (moby/buildkit#1853): each source is copied to that path
-        // in turn, as if it were the only one, so whether the destination
-        // is a directory is asked again for every item.
-        let dest_is_dir = fs::metadata(&dest_host)
-            .map(|m| m.is_dir())
-            .unwrap_or(false);
         if item.meta.is_dir() {
             // A destination directory this copy has to create is made like
             // its parents (0755, the `--chown` owner or root), not from the
@@ -124,7 +117,12 @@ pub fn copy_items(root: &Path, copy: &Copy, items: &[Item], attrs: &Attrs) -> Re
             ensure_dir(root, &dest_rel, None, attrs)?;
             archive::extract(&item.path, &dest_host)?;
         } else {
-            let target_rel = if into_dir || dest_is_dir {
+            // Several sources and a destination without `/` are no error in
+            // BuildKit (moby/buildkit#1853): each source is copied to that
+            // path in turn, as if it were the only one, so whether the
+            // destination is a directory is asked again for every file.
+            let dest_is_dir = || fs::metadata(&dest_host).is_ok_and(|m| m.is_dir());
+            let target_rel = if into_dir || dest_is_dir() {
                 ensure_dir(root, &dest_rel, None, attrs)?;
                 format!("{dest_rel}/{}", item.name)
             } else {
@@ -319,14 +317,14 @@ fn write_entry(
 fn copy_capability(from: &File, src: &Path, to: &File, target: &Path) -> Result<(), Error> {
     use rustix::fs::{fgetxattr, fsetxattr, XattrFlags};
     let mut buf = [0u8; 64];
-    let n = match fgetxattr(from, archive::CAPABILITY_XATTR, &mut buf) {
+    let n = match fgetxattr(from, bake_store::layer::CAPABILITY_XATTR, &mut buf) {
         Ok(n) => n,
         Err(rustix::io::Errno::NODATA | rustix::io::Errno::NOTSUP) => return Ok(()),
         Err(e) => return Err(io_err("read capabilities of", src)(e.into())),
     };
     match fsetxattr(
         to,
-        archive::CAPABILITY_XATTR,
+        bake_store::layer::CAPABILITY_XATTR,
         &buf[..n],
         XattrFlags::empty(),
     ) {

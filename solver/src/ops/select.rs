@@ -127,6 +127,7 @@ pub fn select(tree: &Tree<'_>, copy: &Copy) -> Result<Vec<Item>, Error> {
                 tree,
                 "",
                 &cleaned.split('/').collect::<Vec<_>>(),
+                true,
                 &mut matched,
             )?;
             // BuildKit allows a wildcard that matches nothing.
@@ -148,13 +149,20 @@ pub fn select(tree: &Tree<'_>, copy: &Copy) -> Result<Vec<Item>, Error> {
 }
 
 /// Expands wildcard segments, in lexical order like Go's `filepath.Walk`.
+/// `listed`: `prefix` came from a directory listing (so it exists and is
+/// visible), not from a literal segment.
 fn expand(
     tree: &Tree<'_>,
     prefix: &str,
     segs: &[&str],
+    listed: bool,
     out: &mut Vec<String>,
 ) -> Result<(), Error> {
     let Some((seg, rest)) = segs.split_first() else {
+        if listed {
+            out.push(prefix.to_string());
+            return Ok(());
+        }
         // Literal segments after a wildcard (`src/*/f.txt`) name paths that
         // need not exist under every match: like BuildKit's walk, only
         // paths that are there (and not excluded) are matches.
@@ -184,7 +192,7 @@ fn expand(
     })?;
     if !glob.has_wildcards() {
         let unescaped: String = unescape(seg);
-        return expand(tree, &join(&unescaped), rest, out);
+        return expand(tree, &join(&unescaped), rest, false, out);
     }
     let dir = beneath::host_path(tree.root, prefix, true)?;
     let rd = match std::fs::read_dir(&dir) {
@@ -209,7 +217,7 @@ fn expand(
     names.sort();
     for (name, is_dir) in names {
         if glob.matches(&name) && tree.visible(&join(&name), is_dir) {
-            expand(tree, &join(&name), rest, out)?;
+            expand(tree, &join(&name), rest, true, out)?;
         }
     }
     Ok(())
