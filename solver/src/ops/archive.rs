@@ -17,6 +17,8 @@ use std::io::{self, BufReader, Read};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use bake_store::layer::{CAPABILITY_XATTR, PAX_XATTR_PREFIX};
+
 use crate::beneath;
 
 /// Why an archive cannot be extracted.
@@ -280,18 +282,15 @@ pub fn extract(path: &Path, dest: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// The xattr that holds file capabilities (`setcap`).
-pub(crate) const CAPABILITY_XATTR: &str = "security.capability";
-
 /// The `security.capability` value an entry's PAX records carry, if any.
 fn file_capability<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Option<Vec<u8>>> {
-    let key = format!("SCHILY.xattr.{CAPABILITY_XATTR}");
     let Some(records) = entry.pax_extensions()? else {
         return Ok(None);
     };
     for record in records {
         let record = record?;
-        if record.key_bytes() == key.as_bytes() {
+        let key = record.key_bytes();
+        if key.strip_prefix(PAX_XATTR_PREFIX.as_bytes()) == Some(CAPABILITY_XATTR.as_bytes()) {
             return Ok(Some(record.value_bytes().to_vec()));
         }
     }

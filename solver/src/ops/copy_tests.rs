@@ -405,7 +405,7 @@ const NET_RAW_CAP: [u8; 20] = [
 
 fn capability(p: &Path) -> Option<Vec<u8>> {
     let mut buf = [0u8; 64];
-    rustix::fs::getxattr(p, archive::CAPABILITY_XATTR, &mut buf)
+    rustix::fs::getxattr(p, bake_store::layer::CAPABILITY_XATTR, &mut buf)
         .ok()
         .map(|n| buf[..n].to_vec())
 }
@@ -454,7 +454,7 @@ fn copy_from_a_stage_keeps_file_capabilities_context_copy_does_not() {
     fs::write(f.ctx.join("ping"), "elf").unwrap();
     rustix::fs::setxattr(
         f.ctx.join("ping"),
-        archive::CAPABILITY_XATTR,
+        bake_store::layer::CAPABILITY_XATTR,
         &NET_RAW_CAP,
         rustix::fs::XattrFlags::empty(),
     )

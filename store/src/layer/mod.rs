@@ -47,9 +47,9 @@ pub fn opaque_xattr() -> &'static str {
 }
 /// The only xattr bake carries through a layer: file capabilities (`setcap`)
 /// matter for what a binary may do; everything else is host policy.
-pub(crate) const CAPABILITY_XATTR: &str = "security.capability";
+pub const CAPABILITY_XATTR: &str = "security.capability";
 /// How PAX records carry xattrs (GNU tar, Go's archive/tar, docker).
-pub(crate) const PAX_XATTR_PREFIX: &str = "SCHILY.xattr.";
+pub const PAX_XATTR_PREFIX: &str = "SCHILY.xattr.";
 
 /// What a finished tar stream was: its sha256 (the diff id for an
 /// uncompressed layer) and length.
