@@ -197,7 +197,7 @@ pub fn describe(c: &Container, store_root: &Path, state: &State, health: Option<
         })
         .collect();
     let running = state.status == Status::Running;
-    let paused = running && bake_runner::is_paused(state.pid);
+    let paused = super::pause::is_paused(state);
     let inspect = Inspect {
         id: cfg.id.clone(),
         created: rfc3339(cfg.created_ms),

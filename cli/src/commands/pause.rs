@@ -62,9 +62,9 @@ fn running_pid(c: &Container, key: &str) -> Result<u32> {
     Ok(state.pid)
 }
 
-/// Whether a running container is paused (false for any other).
-pub fn is_paused(c: &Container) -> bool {
-    let state = c.state();
+/// Whether the container whose `state` this is runs and is paused (the
+/// caller has read the state already; `ps` and `inspect` show both).
+pub fn is_paused(state: &bake_runner::State) -> bool {
     state.status == Status::Running && bake_runner::is_paused(state.pid)
 }
 

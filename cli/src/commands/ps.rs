@@ -57,7 +57,7 @@ pub fn run(global: &Global, args: &PsArgs) -> Result<()> {
             command_column(&c, args.no_trunc),
             human_ago(seconds_between(c.config.created_ms, now)),
             status_column(&state, now)
-                + &if super::pause::is_paused(&c) {
+                + &if super::pause::is_paused(&state) {
                     " (Paused)".to_string()
                 } else {
                     super::healthcheck::ps_suffix(&c)
