@@ -117,15 +117,11 @@ impl MetaArgs {
                 Some(d) => Some(expand::word(d, escape, &|n| self.lookup(n)).map_err(|e| {
                     src.error(ErrorKind::Expansion, decl.span.clone(), e.to_string())
                 })?),
-                None => None,
+                // As BuildKit's `buildMetaArgs`: a declaration without a
+                // value does not replace a value the name already has (an
+                // earlier global ARG, or a predefined platform arg).
+                None => self.lookup(&decl.name),
             },
-        };
-        // As BuildKit's `buildMetaArgs`: a declaration without a value
-        // does not replace a value the name already has (an earlier
-        // global ARG, or a predefined platform arg).
-        let value = match value {
-            Some(v) => Some(v),
-            None => self.lookup(&decl.name),
         };
         self.args.retain(|(n, _)| n != &decl.name);
         self.args.push((decl.name.clone(), value));
