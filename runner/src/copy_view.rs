@@ -40,6 +40,14 @@ pub(crate) const TREE: &str = "copy-tree";
 /// [`Error::CopyView`].
 pub(crate) fn prepare(lowers: &[PathBuf], upper: &Path, tree: &Path) -> Result<(), Error> {
     let base = populate::populate(lowers, Some(upper), tree)?;
+    keep(&base, tree)
+}
+
+/// Saves the baseline of a writable tree, once the coarse clock has passed the
+/// newest ctime it records (so that a write right after cannot keep that ctime).
+/// Read-only views keep no baseline and do not wait.
+fn keep(base: &baseline::Baseline, tree: &Path) -> Result<(), Error> {
+    baseline::wait_past(base.newest_ctime());
     base.save(&baseline::path_of(tree))
 }
 
@@ -148,7 +156,7 @@ impl CopyView {
             upper: upper.map(Path::to_path_buf),
         };
         let ready = match upper {
-            Some(_) => base.save(&baseline::path_of(target)),
+            Some(_) => keep(&base, target),
             None => read_only(target),
         };
         if let Err(e) = ready {

@@ -179,20 +179,7 @@ pub(crate) fn mount_layers(
     target: &Path,
     volatile: bool,
 ) -> Result<(), Error> {
-    let bind = |from: &Path| {
-        mount(
-            Some(from),
-            target,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|source| Error::BindMount {
-            from: from.to_path_buf(),
-            target: target.to_path_buf(),
-            source,
-        })
-    };
+    let bind = |from: &Path| bind_mount(from, target);
     match (lowers, upper) {
         ([], Some((upper, _work))) => bind(upper),
         ([], None) => mount(
@@ -220,6 +207,22 @@ pub(crate) fn mount_layers(
         }
         (lowers, upper) => mount_overlayfs(lowers, upper, target, volatile),
     }
+}
+
+/// `mount --bind from target`.
+pub(crate) fn bind_mount(from: &Path, target: &Path) -> Result<(), Error> {
+    mount(
+        Some(from),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|source| Error::BindMount {
+        from: from.to_path_buf(),
+        target: target.to_path_buf(),
+        source,
+    })
 }
 
 /// Removes the marker a `volatile` overlay leaves in its work dir, so the same upper

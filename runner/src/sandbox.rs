@@ -405,23 +405,21 @@ fn supervise(
             if options.volatile {
                 crate::overlay::clear_volatile(&prepared.work);
             }
-            if let Err(e) = synced {
-                // The layer is incomplete: nobody may take this run for a success. The
-                // error pipe is closed by now; stderr is the only way left to say why.
-                let kept = prepared.copy_tree.as_deref().unwrap_or(&prepared.scratch);
-                eprintln!(
-                    "bake: the container's changes were not saved: {e} (its files are kept in {})",
-                    kept.display()
-                );
-                let status = WaitStatus::Exited(child, 125);
-                if let Some(path) = &options.state_file {
-                    state.exit = Some(Exit::Code(125));
-                    state.finished_ms = Some(now_ms());
-                    state.status = Status::Exited;
-                    let _ = write_state(path, &state);
+            let status = match synced {
+                Ok(_) => status,
+                Err(e) => {
+                    // The layer is incomplete: nobody may take this run for a success.
+                    // The error pipe is closed by now; stderr is the only way left to
+                    // say why.
+                    let kept = prepared.copy_tree.as_deref().unwrap_or(&prepared.scratch);
+                    eprintln!(
+                        "bake: the container's changes were not saved: {e} (its files are \
+                         kept in {})",
+                        kept.display()
+                    );
+                    WaitStatus::Exited(child, 125)
                 }
-                return exit_like(status);
-            }
+            };
             if let Some(path) = &options.state_file {
                 state.exit = Some(match status {
                     WaitStatus::Exited(_, code) => Exit::Code(code),
@@ -529,18 +527,7 @@ fn init(
     match &prepared.copy_tree {
         // The copied tree is the rootfs; a bind mount makes it a mount point for
         // pivot_root and the nodev remount.
-        Some(tree) => mount(
-            Some(tree.as_path()),
-            &merged,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|source| Error::BindMount {
-            from: tree.clone(),
-            target: merged.clone(),
-            source,
-        })?,
+        Some(tree) => crate::overlay::bind_mount(tree, &merged)?,
         None => mount_layers(
             &prepared.lowers,
             Some((&prepared.upper, &prepared.work)),

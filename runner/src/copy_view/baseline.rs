@@ -8,8 +8,8 @@
 //! Why a change always shows: ctime moves on every write, chmod, chown, link, rename,
 //! xattr change and `touch -d`, and it is taken from the coarse clock. So a baseline is
 //! only trusted for entries whose ctime is older than the coarse clock when they were
-//! read: populate waits until the clock has passed the tree's newest ctime
-//! ([`wait_past`]); a sync of a running container, which cannot wait for the container,
+//! read: a writable tree's baseline is saved only once the clock has passed the tree's
+//! newest ctime ([`wait_past`]); a sync of a running container, which cannot wait for the container,
 //! marks the entries it read in the current tick *racy* ([`Baseline::mark_racy`]), so
 //! that the next sync copies them again (git's "racily clean" index entries).
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{FileType, Statx};
 use rustix::io::Errno;
 
-use super::baseline::{join, wait_past, Baseline, Entry};
+use super::baseline::{join, Baseline, Entry};
 use super::node::{self, kind};
 use super::{err, io_err, open_root};
 use crate::Error;
@@ -95,7 +95,6 @@ pub(crate) fn populate(
         let st = node::stat_fd(&top.fd).map_err(err("reading", tree, b""))?;
         node::set_meta_fd(&top.fd, &st, &dst).map_err(err("setting metadata of", tree, b""))?;
     }
-    wait_past(base.newest_ctime());
     Ok(base)
 }
 
