@@ -57,6 +57,15 @@ pub(crate) fn check(plan: &Plan, options: &Options) -> Result<(), Error> {
     Ok(())
 }
 
+/// A network setup step that failed with an I/O error (slirp4netns, the
+/// IPv6 port proxy).
+fn network_error(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::Network {
+        what: what.to_string(),
+        message: e.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,7 +37,7 @@ use nix::sys::socket::{
 use rustix::pipe::{pipe_with, PipeFlags};
 use serde::{Deserialize, Serialize};
 
-use super::{PortMapping, Protocol};
+use super::{network_error, PortMapping, Protocol};
 use crate::Error;
 
 /// The hidden first argument that makes the bake binary act as the IPv6 port proxy:
@@ -98,13 +98,6 @@ pub(crate) struct Proxy {
     _exit: OwnedFd,
 }
 
-fn proxy_error(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |e| Error::Network {
-        what: what.to_string(),
-        message: e.to_string(),
-    }
-}
-
 impl Proxy {
     /// Binds `mappings` (all IPv6) on the host and starts the proxy relaying them into
     /// the network namespace `netns`; returns once it serves.
@@ -127,14 +120,14 @@ impl Proxy {
                         mapping: mapping.to_string(),
                     }
                 } else {
-                    proxy_error(&format!("publishing {mapping}"))(e)
+                    network_error(&format!("publishing {mapping}"))(e)
                 }
             })?;
             sockets.push((socket, *mapping));
         }
         let pipe = || {
             pipe_with(PipeFlags::CLOEXEC)
-                .map_err(|e| proxy_error("creating a pipe for the port proxy")(e.into()))
+                .map_err(|e| network_error("creating a pipe for the port proxy")(e.into()))
         };
         let (ready_read, ready_write) = pipe()?;
         let (exit_read, exit_write) = pipe()?;
@@ -154,7 +147,7 @@ impl Proxy {
         let mut inherited: Vec<RawFd> = vec![config.netns, config.ready, config.exit];
         inherited.extend(config.listeners.iter().map(|l| l.fd));
         let log_path = scratch.join(LOG);
-        let log = File::create(&log_path).map_err(proxy_error("creating port-proxy.log"))?;
+        let log = File::create(&log_path).map_err(network_error("creating port-proxy.log"))?;
         let json = serde_json::to_string(&config).unwrap_or_default();
         let mut command = Command::new("/proc/self/exe");
         command
@@ -177,7 +170,7 @@ impl Proxy {
         }
         let child = command
             .spawn()
-            .map_err(proxy_error("starting the port proxy"))?;
+            .map_err(network_error("starting the port proxy"))?;
         drop(command);
         drop(ready_write);
         drop(exit_read);

@@ -19,6 +19,7 @@ use nix::sched::{setns, unshare, CloneFlags};
 use rustix::fs::{Mode, OFlags};
 use rustix::pipe::{pipe_with, PipeFlags};
 
+use super::network_error;
 use super::proxy::Proxy;
 use super::{PortMapping, CONTAINER_ADDRESS, TOOL};
 use crate::Error;
@@ -36,13 +37,6 @@ pub(crate) struct Slirp {
     _exit: OwnedFd,
     /// The relay of the IPv6 bindings, if any (dropped after slirp4netns is ended).
     _proxy: Option<Proxy>,
-}
-
-fn network_error(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |e| Error::Network {
-        what: what.to_string(),
-        message: e.to_string(),
-    }
 }
 
 /// A new network namespace, held by the returned fd; this process stays in its own.
